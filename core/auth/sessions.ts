@@ -1,0 +1,77 @@
+/**
+ * Sessions as the Lucia guide describes them: the client holds a random token, the database
+ * holds only its SHA-256, and the expiry slides forward while the session is in use.
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/index.js';
+import { generateSecret, hashSecret } from './secret-token.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** A session lives this long after it was last renewed. */
+export const SESSION_LIFETIME_MS = 30 * DAY_MS;
+/** A session used when it has less than this left is renewed to the full lifetime. */
+export const SESSION_RENEW_BELOW_MS = 15 * DAY_MS;
+
+export interface Session {
+  id: string;
+  userId: string;
+  expiresAt: Date;
+}
+
+export async function createSession(
+  db: Kysely<Database>,
+  userId: string,
+  client: { userAgent?: string; ip?: string },
+): Promise<{ token: string; session: Session }> {
+  const token = generateSecret();
+  const session = { id: hashSecret(token), userId, expiresAt: new Date(Date.now() + SESSION_LIFETIME_MS) };
+  await db
+    .insertInto('sessions')
+    .values({
+      id: session.id,
+      user_id: userId,
+      expires_at: session.expiresAt,
+      user_agent: client.userAgent?.slice(0, 512) ?? null,
+      ip: client.ip ?? null,
+    })
+    .execute();
+  return { token, session };
+}
+
+/**
+ * Looks a session token up. Expired sessions are deleted and yield `undefined`; a session in
+ * the second half of its life is renewed (`renewed: true` tells the caller to reissue the cookie).
+ */
+export async function validateSessionToken(
+  db: Kysely<Database>,
+  token: string,
+): Promise<{ session: Session; renewed: boolean } | undefined> {
+  const id = hashSecret(token);
+  const row = await db.selectFrom('sessions').select(['user_id', 'expires_at']).where('id', '=', id).executeTakeFirst();
+  if (!row) return undefined;
+  const now = Date.now();
+  if (row.expires_at.getTime() <= now) {
+    await db.deleteFrom('sessions').where('id', '=', id).execute();
+    return undefined;
+  }
+  const session: Session = { id, userId: row.user_id, expiresAt: row.expires_at };
+  if (row.expires_at.getTime() - now >= SESSION_RENEW_BELOW_MS) return { session, renewed: false };
+  session.expiresAt = new Date(now + SESSION_LIFETIME_MS);
+  await db.updateTable('sessions').set({ expires_at: session.expiresAt }).where('id', '=', id).execute();
+  return { session, renewed: true };
+}
+
+export async function invalidateSession(db: Kysely<Database>, sessionId: string): Promise<void> {
+  await db.deleteFrom('sessions').where('id', '=', sessionId).execute();
+}
+
+/** Ends every session of a user: after a password change, or when the account is disabled. */
+export async function invalidateUserSessions(db: Kysely<Database>, userId: string): Promise<void> {
+  await db.deleteFrom('sessions').where('user_id', '=', userId).execute();
+}
+
+/** Deletes sessions that expired without being used again; run now and then, not per request. */
+export async function deleteExpiredSessions(db: Kysely<Database>): Promise<number> {
+  const result = await db.deleteFrom('sessions').where('expires_at', '<=', new Date()).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

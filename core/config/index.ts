@@ -1,0 +1,119 @@
+/**
+ * Hub configuration: one zod schema over environment variables. Every variable has a default
+ * that needs nothing else, so `npm start` works with an empty environment.
+ *
+ * @module
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { StartupError } from '../errors/index.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const port = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be between 1 and 65535')
+    .max(65535, 'must be between 1 and 65535')
+    .default(fallback);
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const url = (protocols: string[]) =>
+  z
+    .url({ error: `must be a URL (${protocols.map((p) => `${p}//…`).join(' or ')})` })
+    .refine((v) => protocols.includes(new URL(v).protocol), `must start with ${protocols.join(' or ')}//`)
+    .optional();
+
+/** Environment variables the hub reads, with their defaults and what they allow. */
+export const envSchema = z.object({
+  PORT: port(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  HUB_DATA_DIR: z.string().min(1, 'must be a directory path').default('./data'),
+  DATABASE_URL: url(['postgres:', 'postgresql:']),
+  MQTT_URL: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+  MQTT_PORT: port(1883),
+  HUB_ADMIN_EMAIL: z.email({ pattern: z.regexes.html5Email, error: 'must be an email address' }).default('admin@localhost'),
+  HUB_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
+  HUB_OPEN_REGISTRATION: flag(false),
+  HUB_TRUST_PROXY: flag(false),
+  HUB_BODY_LIMIT: z.coerce
+    .number({ error: 'must be a number of bytes' })
+    .int('must be a whole number of bytes')
+    .min(1024, 'must be at least 1024 bytes')
+    .default(1024 * 1024),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  NODE_ENV: z.string().default('development'),
+});
+
+/** The validated configuration, as every part of the hub sees it. */
+export interface HubConfig {
+  port: number;
+  host: string;
+  /** Absolute path of the directory for the embedded database and other local state. */
+  dataDir: string;
+  /** PostgreSQL connection string; unset means the embedded PGlite database under {@link dataDir}. */
+  databaseUrl: string | undefined;
+  mqttUrl: string | undefined;
+  mqttPort: number;
+  admin: { email: string; password: string | undefined };
+  openRegistration: boolean;
+  /** Take the client address from `X-Forwarded-For` (only behind a proxy you control). */
+  trustProxy: boolean;
+  /** Largest accepted request body, in bytes. */
+  bodyLimit: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+  /** JSON logs always in production; pretty logs otherwise when stdout is a terminal. */
+  production: boolean;
+}
+
+/** A configuration that cannot start the hub; the message names each bad variable. */
+export class ConfigError extends StartupError {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads the configuration from environment variables.
+ *
+ * @throws {ConfigError} naming every variable whose value is not allowed.
+ * @example
+ * const config = loadConfig(process.env);
+ */
+export function loadConfig(env: Record<string, string | undefined>): HubConfig {
+  // Treat empty variables as unset: `FOO= npm start` is how people clear a value.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0]);
+        const secret = name.includes('PASSWORD') || name === 'DATABASE_URL';
+        const got = secret ? '' : ` (got ${JSON.stringify(present[name])})`;
+        return `${name} ${issue.message}${got}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: path.resolve(e.HUB_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    mqttUrl: e.MQTT_URL,
+    mqttPort: e.MQTT_PORT,
+    admin: { email: e.HUB_ADMIN_EMAIL.toLowerCase(), password: e.HUB_ADMIN_PASSWORD },
+    openRegistration: e.HUB_OPEN_REGISTRATION,
+    trustProxy: e.HUB_TRUST_PROXY,
+    bodyLimit: e.HUB_BODY_LIMIT,
+    logLevel: e.LOG_LEVEL,
+    production: e.NODE_ENV === 'production',
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Storage: kysely over embedded PGlite (the default) or PostgreSQL (`DATABASE_URL`).
+ *
+ * @module
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, sql, type Dialect } from 'kysely';
+import { PostgresJSDialect } from 'kysely-postgres-js';
+import { StartupError } from '../errors/index.js';
+import postgres from 'postgres';
+import { SerialPGliteDialect } from './pglite.js';
+import type { Database } from './schema.js';
+
+export type * from './schema.js';
+export { ROLES } from './schema.js';
+export { migrate, MigrationError, type MigrationSource } from './migrator.js';
+
+/** Where the core's own migrations live. */
+export const CORE_MIGRATIONS_DIR = fileURLToPath(new URL('../../sql', import.meta.url));
+
+/** Which database to open. */
+export type DatabaseSource =
+  | { kind: 'postgres'; url: string }
+  /** `dataDir` unset keeps the database in memory; `template` is a `dumpDataDir` tarball to start from. */
+  | { kind: 'pglite'; dataDir?: string; template?: Blob };
+
+/** An open database and what the hub needs to run it. */
+export interface HubDatabase {
+  db: Kysely<Database>;
+  kind: DatabaseSource['kind'];
+  /** Round-trip time of `select 1`, in milliseconds; rejects when the database is unreachable. */
+  ping(): Promise<number>;
+  /** Waits for running queries, then closes the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database. For an on-disk PGlite, a lock file keeps a second hub process from
+ * opening the same directory (two processes writing one PGlite directory corrupt it).
+ */
+export async function openDatabase(source: DatabaseSource): Promise<HubDatabase> {
+  let dialect: Dialect;
+  let unlock = async () => {};
+  if (source.kind === 'postgres') {
+    const client = postgres(source.url, { max: 10, onnotice: () => {}, connection: { application_name: 'mowthos-hub' } });
+    dialect = new PostgresJSDialect({ postgres: client });
+  } else {
+    if (source.dataDir) {
+      await mkdir(source.dataDir, { recursive: true });
+      unlock = await lockDirectory(source.dataDir);
+    }
+    try {
+      const pg = await PGlite.create({ dataDir: source.dataDir, loadDataDir: source.template });
+      dialect = new SerialPGliteDialect(pg);
+    } catch (error) {
+      await unlock();
+      throw error;
+    }
+  }
+  const db = new Kysely<Database>({ dialect });
+  let closing: Promise<void> | undefined;
+  return {
+    db,
+    kind: source.kind,
+    async ping() {
+      const started = performance.now();
+      await sql`select 1`.execute(db);
+      return performance.now() - started;
+    },
+    close() {
+      closing ??= db.destroy().finally(unlock);
+      return closing;
+    },
+  };
+}
+
+async function lockDirectory(dir: string): Promise<() => Promise<void>> {
+  const lockFile = path.join(dir, 'hub.lock');
+  const holder = Number(await readFile(lockFile, 'utf8').catch(() => ''));
+  if (holder && holder !== process.pid && isRunning(holder)) {
+    throw new StartupError(
+      `The embedded database in ${dir} is in use by another hub process (pid ${holder}). ` +
+        'Stop it, or give this hub its own HUB_DATA_DIR.',
+    );
+  }
+  await writeFile(lockFile, String(process.pid));
+  return () => rm(lockFile, { force: true });
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether a database error is a unique-constraint violation (SQLSTATE 23505). */
+export function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
+}

@@ -1,0 +1,89 @@
+/**
+ * The database as kysely sees it: one interface per table, matching `sql/*.sql`.
+ *
+ * @module
+ */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** A timestamp column: read as a Date, written as a Date or an ISO string. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+/** Roles a user can hold in a home, weakest first. */
+export const ROLES = ['viewer', 'technician', 'owner', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface UsersTable {
+  id: Generated<string>;
+  email: string;
+  name: Generated<string>;
+  password_hash: string;
+  is_admin: Generated<boolean>;
+  disabled: Generated<boolean>;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export interface HomesTable {
+  id: Generated<string>;
+  name: string;
+  address: string | null;
+  latitude: number | null;
+  longitude: number | null;
+  timezone: Generated<string>;
+  /** A GeoJSON Polygon or MultiPolygon geometry. */
+  parcel: ColumnType<unknown, string | null | undefined, string | null>;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export interface HomeMembersTable {
+  home_id: string;
+  user_id: string;
+  role: Role;
+  created_at: DefaultTimestamp;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  expires_at: Timestamp;
+  created_at: DefaultTimestamp;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+export interface ApiTokensTable {
+  id: Generated<string>;
+  user_id: string;
+  home_id: string;
+  role: Role;
+  name: string;
+  token_hash: string;
+  hint: string;
+  created_at: DefaultTimestamp;
+  last_used_at: Timestamp | null;
+  expires_at: Timestamp | null;
+}
+
+export interface MigrationsTable {
+  scope: string;
+  name: string;
+  checksum: string;
+  applied_at: DefaultTimestamp;
+}
+
+export interface Database {
+  users: UsersTable;
+  homes: HomesTable;
+  home_members: HomeMembersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
+  hub_migrations: MigrationsTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type Home = Selectable<HomesTable>;
+export type HomeUpdate = Updateable<HomesTable>;
+export type ApiToken = Selectable<ApiTokensTable>;

@@ -1,0 +1,90 @@
+/**
+ * The hub's error table. Every failure a client can see has a stable `HUB_ERR_…` code from
+ * this table and reaches the client in one JSON shape:
+ * `{"error":{"code":"HUB_ERR_…","message":"…","details":…}}`.
+ *
+ * @module
+ */
+
+/** HTTP status and default message for each error code. */
+export const ERRORS = {
+  HUB_ERR_VALIDATION: { status: 400, message: 'The request is not valid' },
+  HUB_ERR_MALFORMED_JSON: { status: 400, message: 'The request body is not valid JSON' },
+  HUB_ERR_UNAUTHENTICATED: { status: 401, message: 'Authentication required' },
+  HUB_ERR_INVALID_CREDENTIALS: { status: 401, message: 'Wrong email or password' },
+  HUB_ERR_FORBIDDEN: { status: 403, message: 'You do not have permission to do this' },
+  HUB_ERR_ACCOUNT_DISABLED: { status: 403, message: 'This account is disabled' },
+  HUB_ERR_CSRF: { status: 403, message: 'Cross-site request refused' },
+  HUB_ERR_REGISTRATION_CLOSED: { status: 403, message: 'Open registration is disabled on this hub' },
+  HUB_ERR_NOT_FOUND: { status: 404, message: 'Not found' },
+  HUB_ERR_HOME_NOT_FOUND: { status: 404, message: 'Home not found' },
+  HUB_ERR_USER_NOT_FOUND: { status: 404, message: 'User not found' },
+  HUB_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'API token not found' },
+  HUB_ERR_MEMBER_NOT_FOUND: { status: 404, message: 'This user is not a member of the home' },
+  HUB_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
+  HUB_ERR_EMAIL_TAKEN: { status: 409, message: 'A user with this email already exists' },
+  HUB_ERR_LAST_OWNER: { status: 409, message: 'A home must keep at least one owner' },
+  HUB_ERR_LAST_ADMIN: { status: 409, message: 'The hub must keep at least one active administrator' },
+  HUB_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  HUB_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },
+  HUB_ERR_RATE_LIMITED: { status: 429, message: 'Too many attempts; try again later' },
+  HUB_ERR_INTERNAL: { status: 500, message: 'Internal error' },
+  HUB_ERR_UNAVAILABLE: { status: 503, message: 'The hub is not ready' },
+} as const satisfies Record<`HUB_ERR_${string}`, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The JSON body of every error response. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+/** An error that carries a code from {@link ERRORS}; the REST layer turns it into {@link ErrorBody}. */
+export class HubError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: unknown;
+  /** Response headers the error requires, such as `Retry-After` on 429. */
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options: { details?: unknown; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message ?? ERRORS[code].message, { cause: options.cause });
+    this.name = 'HubError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = options.details;
+    this.headers = options.headers ?? {};
+  }
+
+  toBody(): ErrorBody {
+    const error: ErrorBody['error'] = { code: this.code, message: this.message };
+    if (this.details !== undefined) error.details = this.details;
+    return { error };
+  }
+}
+
+/**
+ * Creates a {@link HubError}.
+ *
+ * @example
+ * throw hubError('HUB_ERR_HOME_NOT_FOUND');
+ * throw hubError('HUB_ERR_RATE_LIMITED', undefined, { headers: { 'Retry-After': '30' } });
+ */
+export function hubError(code: ErrorCode, message?: string, options?: ConstructorParameters<typeof HubError>[2]): HubError {
+  return new HubError(code, message, options);
+}
+
+/**
+ * A problem that stops the hub from starting and that the operator can fix (a bad setting,
+ * a port in use, a changed migration). `npm start` prints its message without a stack trace.
+ */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}

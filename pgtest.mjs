@@ -1,0 +1,13 @@
+import { PGlite } from '@electric-sql/pglite';
+import postgres from 'postgres';
+let t=Date.now();
+const pg = await PGlite.create();
+console.log('boot', Date.now()-t, process.memoryUsage().rss>>20);
+const r = await pg.exec("create table a(x int); insert into a values (1),(2); select * from a; update a set x=3");
+console.log(JSON.stringify(r.map(x=>({rows:x.rows,aff:x.affectedRows}))));
+t=Date.now(); const dump = await pg.dumpDataDir('none'); console.log('dump', Date.now()-t, dump.size);
+t=Date.now(); const pg2 = await PGlite.create({loadDataDir: dump}); console.log('load', Date.now()-t, (await pg2.query('select count(*) from a')).rows);
+const sql = postgres('postgres://postgres@127.0.0.1:5432/postgres');
+const res = await sql.unsafe("create temp table b(x int); insert into b values (1); select * from b;");
+console.log(res, res.count);
+await sql.end();
