@@ -1,0 +1,122 @@
+/**
+ * `createTestHub()`: the real hub on a database of its own — PGlite from the template by
+ * default, or a fresh database on the PostgreSQL server named by `TEST_DATABASE_URL`.
+ */
+import { readFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import { loadConfig } from '../../core/config/index.js';
+import { openDatabase, type HubDatabase } from '../../core/db/index.js';
+import { createHub, type Hub } from '../../core/hub.js';
+
+export const ADMIN = { email: 'admin@example.com', password: 'admin-password-1' };
+
+/** Opens a database for one test: a PGlite copy of the template, or a new PostgreSQL database. */
+export async function openTestDatabase(): Promise<{ database: HubDatabase; url?: string; drop(): Promise<void> }> {
+  const serverUrl = process.env.TEST_DATABASE_URL;
+  if (!serverUrl) {
+    const template = new Blob([await readFile(inject('pgliteTemplate'))]);
+    return { database: await openDatabase({ kind: 'pglite', template }), drop: async () => {} };
+  }
+  const name = `hub_test_${crypto.randomUUID().replaceAll('-', '')}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const database = await openDatabase({ kind: 'postgres', url: url.toString() });
+  return {
+    database,
+    url: url.toString(),
+    async drop() {
+      await database.close();
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+export interface TestHub {
+  hub: Hub;
+  /** Every log line the hub wrote, parsed. */
+  logs: Record<string, unknown>[];
+  /** `hub.app.request` with a JSON body and a bearer token made easy. */
+  request(path: string, init?: { method?: string; token?: string; json?: unknown; headers?: Record<string, string> }): Promise<Response>;
+  /** Signs in and returns the session token. */
+  login(email: string, password: string): Promise<string>;
+  /** A session token of the first administrator. */
+  adminToken(): Promise<string>;
+  /** Creates a user through the admin API and returns a session token for them. */
+  createUser(email: string, options?: { password?: string; isAdmin?: boolean }): Promise<{ id: string; token: string }>;
+  /** Creates a home as the given user and returns its id. */
+  createHome(token: string, body?: Record<string, unknown>): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function createTestHub(env: Record<string, string> = {}): Promise<TestHub> {
+  const { database, drop } = await openTestDatabase();
+  const logs: Record<string, unknown>[] = [];
+  const logDestination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const config = loadConfig({
+    HUB_ADMIN_EMAIL: ADMIN.email,
+    HUB_ADMIN_PASSWORD: ADMIN.password,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    NODE_ENV: 'test',
+    ...env,
+  });
+  const hub = await createHub(config, { database, logDestination });
+
+  const request: TestHub['request'] = async (path, init = {}) => {
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.token) headers.authorization = `Bearer ${init.token}`;
+    if (init.json !== undefined) headers['content-type'] ??= 'application/json';
+    return hub.app.request(path, {
+      method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
+      headers,
+      body: init.json === undefined ? undefined : JSON.stringify(init.json),
+    });
+  };
+
+  const login = async (email: string, password: string) => {
+    const res = await request('/api/auth/login', { json: { email, password } });
+    if (res.status !== 200) throw new Error(`login of ${email} failed: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { token: string }).token;
+  };
+
+  let adminToken: string | undefined;
+  const getAdminToken = async () => (adminToken ??= await login(ADMIN.email, ADMIN.password));
+
+  return {
+    hub,
+    logs,
+    request,
+    login,
+    adminToken: getAdminToken,
+    async createUser(email, options = {}) {
+      const password = options.password ?? 'user-password-1';
+      const res = await request('/api/users', {
+        token: await getAdminToken(),
+        json: { email, password, is_admin: options.isAdmin ?? false },
+      });
+      if (res.status !== 201) throw new Error(`creating ${email} failed: ${res.status} ${await res.text()}`);
+      const { id } = (await res.json()) as { id: string };
+      return { id, token: await login(email, password) };
+    },
+    async createHome(token, body = {}) {
+      const res = await request('/api/homes', { token, json: { name: 'Home', ...body } });
+      if (res.status !== 201) throw new Error(`creating a home failed: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { id: string }).id;
+    },
+    async stop() {
+      await hub.stop();
+      await drop();
+    },
+  };
+}
