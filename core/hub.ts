@@ -130,12 +130,15 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
   async function drainServer(): Promise<void> {
     if (!server?.listening) return;
     const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+    // Keep-alive connections turn idle as their last response goes out; close them as they do.
+    const sweep = setInterval(() => server!.closeIdleConnections(), 50);
     server.closeIdleConnections();
     const deadline = setTimeout(() => {
       log.warn({ open: sockets.size }, 'requests still running at shutdown; closing their connections');
       for (const socket of sockets) socket.destroy();
     }, DRAIN_TIMEOUT_MS);
     await closed;
+    clearInterval(sweep);
     clearTimeout(deadline);
   }
 

@@ -25,7 +25,10 @@ function printWelcome(url: string, hub: Hub): void {
 
 async function main(): Promise<void> {
   const hub = await createHub(loadConfig(process.env));
-  const { url } = await hub.listen();
+  const { url } = await hub.listen().catch(async (error: unknown) => {
+    await hub.stop();
+    throw error;
+  });
   printWelcome(url, hub);
 
   const shutdown = (signal: string) => {

@@ -31,8 +31,8 @@ export interface HomesTable {
   latitude: number | null;
   longitude: number | null;
   timezone: Generated<string>;
-  /** A GeoJSON Polygon or MultiPolygon geometry. */
-  parcel: ColumnType<unknown, string | null | undefined, string | null>;
+  /** A GeoJSON Polygon or MultiPolygon geometry; the drivers encode and decode the JSON. */
+  parcel: ColumnType<unknown, object | null | undefined, object | null>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }

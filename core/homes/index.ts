@@ -115,11 +115,11 @@ export function homeRoutes({ db }: { db: Kysely<Database> }) {
   router.openapi(routes.create, async (c) => {
     const principal = c.var.principal;
     requireSession(principal);
-    const { parcel, ...input } = c.req.valid('json');
+    const input = c.req.valid('json');
     const home = await db.transaction().execute(async (trx) => {
       const created = await trx
         .insertInto('homes')
-        .values({ ...input, parcel: parcel ? JSON.stringify(parcel) : null })
+        .values(input)
         .returningAll()
         .executeTakeFirstOrThrow();
       await trx.insertInto('home_members').values({ home_id: created.id, user_id: principal.user.id, role: 'owner' }).execute();
@@ -138,12 +138,11 @@ export function homeRoutes({ db }: { db: Kysely<Database> }) {
   router.openapi(routes.update, async (c) => {
     const { id } = c.req.valid('param');
     const role = requireHomeRole(c.var.principal, id, 'owner');
-    const { parcel, ...patch } = c.req.valid('json');
+    const patch = c.req.valid('json');
     const home = await db
       .updateTable('homes')
       .set({
         ...patch,
-        parcel: parcel === undefined ? undefined : parcel === null ? null : JSON.stringify(parcel),
         updated_at: new Date(),
       })
       .where('id', '=', id)

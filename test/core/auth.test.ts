@@ -254,7 +254,8 @@ describe('CSRF', () => {
     t.request('/api/homes', { json: { name: 'csrf' }, headers: { cookie, host: 'hub.example', ...headers } });
 
   it('refuses cookie-authenticated writes from another site or of unknown origin', async () => {
-    for (const headers of [{}, { origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'null' }]) {
+    const attempts: Record<string, string>[] = [{}, { origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'null' }];
+    for (const headers of attempts) {
       const res = await create(headers);
       expect(res.status).toBe(403);
       expect(await errorCode(res)).toBe('HUB_ERR_CSRF');

@@ -1,0 +1,170 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestHub, type TestHub } from '../../harness/index.js';
+
+let t: TestHub;
+let token: string;
+beforeAll(async () => {
+  t = await createTestHub();
+  token = await t.adminToken();
+});
+afterAll(() => t.stop());
+
+async function error(res: Response) {
+  return ((await res.json()) as { error: { code: string; message: string; details?: unknown } }).error;
+}
+
+describe('public routes', () => {
+  it('GET /api/health reports version, database and uptime without authentication', async () => {
+    const res = await t.request('/api/health');
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body).toMatchObject({ status: 'ok', version: expect.any(String), db: { ok: true, latency_ms: expect.any(Number) } });
+    expect(body.uptime_s).toBeGreaterThanOrEqual(0);
+  });
+
+  it('GET /api/openapi.json documents the routes', async () => {
+    const doc = await (await t.request('/api/openapi.json')).json();
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/health', '/api/auth/login', '/api/homes', '/api/homes/{id}/members/{user_id}', '/api/tokens/{id}', '/api/users']),
+    );
+  });
+});
+
+describe('every other route needs a caller', () => {
+  it.each([
+    ['GET', '/api/homes'],
+    ['POST', '/api/homes'],
+    ['GET', '/api/auth/me'],
+    ['GET', '/api/users'],
+    ['GET', '/api/no-such-route'],
+  ])('%s %s → 401', async (method, path) => {
+    const res = await t.request(path, { method });
+    expect(res.status).toBe(401);
+    expect((await error(res)).code).toBe('HUB_ERR_UNAUTHENTICATED');
+  });
+
+  it('rejects a malformed Authorization header and an unknown token', async () => {
+    expect((await t.request('/api/homes', { headers: { authorization: 'Basic YTpi' } })).status).toBe(401);
+    expect((await t.request('/api/homes', { token: 'not-a-real-session' })).status).toBe(401);
+    expect((await t.request('/api/homes', { token: 'mhub_notarealtoken' })).status).toBe(401);
+  });
+});
+
+describe('bad input gets a coded 4xx', () => {
+  it('malformed JSON → 400 HUB_ERR_MALFORMED_JSON', async () => {
+    const res = await t.hub.app.request('/api/homes', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"name": "half',
+    });
+    expect(res.status).toBe(400);
+    expect((await error(res)).code).toBe('HUB_ERR_MALFORMED_JSON');
+  });
+
+  it('a body that is not JSON → 415', async () => {
+    const res = await t.hub.app.request('/api/homes', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body: 'name=x',
+    });
+    expect(res.status).toBe(415);
+    expect((await error(res)).code).toBe('HUB_ERR_UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('a missing body → 400 with the missing fields', async () => {
+    const res = await t.request('/api/homes', { method: 'POST', token });
+    expect(res.status).toBe(400);
+    expect((await error(res)).code).toBe('HUB_ERR_VALIDATION');
+  });
+
+  it('a JSON value of the wrong type → 400', async () => {
+    for (const json of [[], 'name', 42, null]) {
+      const res = await t.request('/api/homes', { token, json });
+      expect(res.status, JSON.stringify(json)).toBe(400);
+    }
+  });
+
+  it('a body over the limit → 413, with or without Content-Length', async () => {
+    const big = JSON.stringify({ name: 'x', address: 'a'.repeat(1024 * 1024) });
+    const res = await t.request('/api/homes', { token, json: JSON.parse(big) });
+    expect(res.status).toBe(413);
+    expect((await error(res)).code).toBe('HUB_ERR_PAYLOAD_TOO_LARGE');
+
+    const chunk = new TextEncoder().encode('a'.repeat(64 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 20) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const streamed = await t.hub.app.request('/api/homes', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(streamed.status).toBe(413);
+  });
+
+  it('an unknown route of a signed-in caller → 404', async () => {
+    const res = await t.request('/api/no-such-route', { token });
+    expect(res.status).toBe(404);
+    expect((await error(res)).code).toBe('HUB_ERR_NOT_FOUND');
+  });
+});
+
+describe('responses', () => {
+  it('carry a request id, echoing a sane one from the client', async () => {
+    const res = await t.request('/api/health', { headers: { 'x-request-id': 'trace-123' } });
+    expect(res.headers.get('x-request-id')).toBe('trace-123');
+    const generated = await t.request('/api/health', { headers: { 'x-request-id': 'bad id with spaces' } });
+    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('log requests without secrets', async () => {
+    await t.request('/api/auth/login', { json: { email: 'admin@example.com', password: 'admin-password-1' } });
+    const text = JSON.stringify(t.logs);
+    expect(text).not.toContain('admin-password-1');
+    expect(text).not.toContain(token);
+    expect(t.logs.some((l) => l.msg === 'request' && l.path === '/api/auth/login' && l.status === 200)).toBe(true);
+  });
+});
+
+describe('when the database is gone', () => {
+  it('answers 500 without internals, and health says 503', async () => {
+    const broken = await createTestHub();
+    try {
+      const adminToken = await broken.adminToken();
+      await broken.hub.database.close();
+      const res = await broken.request('/api/homes', { token: adminToken });
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: { code: 'HUB_ERR_INTERNAL', message: 'Internal error' } });
+      const health = await broken.request('/api/health');
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ status: 'degraded', db: { ok: false } });
+      expect(broken.logs.some((l) => l.msg === 'unhandled error')).toBe(true);
+    } finally {
+      await broken.stop();
+    }
+  });
+});
+
+describe('graceful stop', () => {
+  it('finishes a request in flight, then refuses new connections', async () => {
+    const live = await createTestHub();
+    const { url } = await live.hub.listen();
+    const login = fetch(`${url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'admin@example.com', password: 'admin-password-1' }),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the login is now hashing
+    const stopped = live.stop();
+    const res = await login;
+    expect(res.status).toBe(200);
+    await stopped;
+    await expect(fetch(`${url}/api/health`)).rejects.toThrow();
+  });
+});
