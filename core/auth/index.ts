@@ -22,7 +22,7 @@ export {
   type PublicUser,
 } from './principal.js';
 export { authRoutes, Email, PUBLIC_AUTH_ROUTES } from './routes.js';
-export { deleteExpiredSessions, SESSION_LIFETIME_MS, SESSION_RENEW_BELOW_MS } from './sessions.js';
+export { deleteExpiredSessions, SESSION_LIFETIME_MS } from './sessions.js';
 export { hashSecret } from './secret-token.js';
 export { userRoutes } from './users.js';
 

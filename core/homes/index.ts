@@ -20,7 +20,6 @@ import {
   presentHome,
 } from './schemas.js';
 
-export { Parcel } from './schemas.js';
 
 const tags = ['Homes'];
 const routes = {

@@ -14,7 +14,7 @@ import type { Logger } from '../../log/index.js';
 import { createRouter, type HubEnv, type HubRouter } from './router.js';
 
 export { healthRoutes, PUBLIC_HEALTH_ROUTES } from './health.js';
-export { ErrorSchema, errors, json, jsonBody, presentUser, UserSchema } from './openapi.js';
+export { errors, json, jsonBody, presentUser, UserSchema } from './openapi.js';
 export { createRouter, type HubEnv, type HubRouter } from './router.js';
 
 // Hono's own exceptions come from its validators and body gates; give each the hub's code.
