@@ -66,6 +66,58 @@ export interface ApiTokensTable {
   expires_at: Timestamp | null;
 }
 
+export interface EntityStatesTable {
+  entity_id: string;
+  home_id: string;
+  device_id: string | null;
+  owner: string;
+  state: string;
+  attributes: ColumnType<Record<string, unknown>, Record<string, unknown>, Record<string, unknown>>;
+  last_changed: Timestamp;
+  last_updated: Timestamp;
+  context_id: string;
+  context_parent_id: string | null;
+  context_user_id: string | null;
+}
+
+export interface StateHistoryTable {
+  id: Generated<string>;
+  entity_id: string;
+  home_id: string;
+  /** Null records the entity's removal. */
+  state: string | null;
+  attributes: ColumnType<Record<string, unknown>, Record<string, unknown>, Record<string, unknown>>;
+  last_changed: Timestamp;
+  last_updated: Timestamp;
+  context_id: string;
+  context_parent_id: string | null;
+  context_user_id: string | null;
+}
+
+export interface JobsTable {
+  id: string;
+  owner: string;
+  name: string;
+  home_id: string | null;
+  schedule: string;
+  timezone: Generated<string>;
+  active: Generated<boolean>;
+  next_run: Timestamp | null;
+  last_run: Timestamp | null;
+  last_error: string | null;
+  last_duration_ms: number | null;
+  run_count: Generated<number>;
+  lease_holder: string | null;
+  lease_until: Timestamp | null;
+}
+
+export interface PluginSettingsTable {
+  plugin_id: string;
+  enabled: Generated<boolean>;
+  config: ColumnType<Record<string, unknown>, Record<string, unknown> | undefined, Record<string, unknown>>;
+  updated_at: DefaultTimestamp;
+}
+
 export interface MigrationsTable {
   scope: string;
   name: string;
@@ -80,6 +132,10 @@ export interface Database {
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   hub_migrations: MigrationsTable;
+  entity_states: EntityStatesTable;
+  state_history: StateHistoryTable;
+  jobs: JobsTable;
+  plugin_settings: PluginSettingsTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -1,0 +1,22 @@
+/** The data of each event type the kernel fires. */
+import type { State } from '../states/index.js';
+
+export interface StateChangedData {
+  entity_id: string;
+  /** Absent when the entity first appears. */
+  old_state: State | null;
+  /** Null when the entity is removed. */
+  new_state: State | null;
+}
+
+export interface CoreEvents {
+  state_changed: StateChangedData;
+  call_service: { domain: string; service: string; service_data: Record<string, unknown> };
+  service_registered: { domain: string; service: string };
+  service_removed: { domain: string; service: string };
+  plugin_loaded: { plugin: string; version: string };
+  plugin_failed: { plugin: string; error: string };
+  plugin_stopped: { plugin: string };
+  hub_started: Record<string, never>;
+  hub_stop: Record<string, never>;
+}

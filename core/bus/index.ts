@@ -1,0 +1,135 @@
+/**
+ * The event bus. Every event has Home Assistant's fields (`event_type`, `data`, `origin`,
+ * `time_fired`, `context`) plus `home_id`: the home it belongs to, or null for hub-wide
+ * events. Subscribers outside the kernel see only their homes' events (see {@link canSee}).
+ *
+ * @module
+ */
+import type { Logger } from '../log/index.js';
+import { createContext, type Context } from './context.js';
+import type { CoreEvents } from './events.js';
+
+export { createContext, ulid, type Context } from './context.js';
+export type { CoreEvents, StateChangedData } from './events.js';
+
+export interface HubEvent<D = Record<string, unknown>> {
+  event_type: string;
+  data: D;
+  /** `LOCAL` when fired on this instance, `REMOTE` when relayed from another. */
+  origin: 'LOCAL' | 'REMOTE';
+  time_fired: string;
+  context: Context;
+  /** The home the event belongs to; null for hub-wide events. */
+  home_id: string | null;
+}
+
+/** The data of an event type: typed for the core's events, a JSON object for any other. */
+export type EventData<T extends string> = T extends keyof CoreEvents ? CoreEvents[T] : Record<string, unknown>;
+
+export type Listener<T extends string = string> = (event: HubEvent<EventData<T>>) => void | Promise<void>;
+
+/** `'*'` listens to every event type. */
+export const ALL_EVENTS = '*';
+
+/**
+ * Carries events between hub instances (implemented by the scale-out work). `publish` gets
+ * every local event; `subscribe` delivers other instances' events, which are fired here as
+ * `REMOTE` and never published again.
+ */
+export interface EventRelay {
+  publish(event: HubEvent): void;
+  subscribe(deliver: (event: HubEvent) => void): () => void;
+}
+
+export interface FireOptions {
+  context?: Context;
+  homeId?: string | null;
+}
+
+export class EventBus {
+  readonly #listeners = new Map<string, Set<Listener>>();
+  #relay: { relay: EventRelay; unsubscribe: () => void } | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  /** Fires an event to every listener of its type and of `'*'`; returns the event. */
+  fire<T extends string>(eventType: T, data: EventData<T>, options: FireOptions = {}): HubEvent<EventData<T>> {
+    const event: HubEvent<EventData<T>> = {
+      event_type: eventType,
+      data,
+      origin: 'LOCAL',
+      time_fired: new Date().toISOString(),
+      context: options.context ?? createContext(),
+      home_id: options.homeId ?? null,
+    };
+    this.#dispatch(event as HubEvent);
+    this.#relay?.relay.publish(event as HubEvent);
+    return event;
+  }
+
+  /**
+   * Listens to one event type, or to all with `'*'`. A listener that throws (or rejects) is
+   * logged and does not keep the event from the others.
+   *
+   * @returns a function that removes the listener.
+   */
+  on<T extends string>(eventType: T, listener: Listener<T>): () => void {
+    let set = this.#listeners.get(eventType);
+    if (!set) this.#listeners.set(eventType, (set = new Set()));
+    set.add(listener as Listener);
+    return () => this.off(eventType, listener);
+  }
+
+  /** Like {@link on}, for the next event only. */
+  once<T extends string>(eventType: T, listener: Listener<T>): () => void {
+    const off = this.on(eventType, (event) => {
+      off();
+      return listener(event);
+    });
+    return off;
+  }
+
+  off<T extends string>(eventType: T, listener: Listener<T>): void {
+    const set = this.#listeners.get(eventType);
+    set?.delete(listener as Listener);
+    if (set?.size === 0) this.#listeners.delete(eventType);
+  }
+
+  /** Number of listeners of a type (`'*'` counts the wildcard ones); for diagnostics. */
+  listenerCount(eventType: string): number {
+    return this.#listeners.get(eventType)?.size ?? 0;
+  }
+
+  /** Connects the bus to other hub instances; replaces any earlier relay. */
+  setRelay(relay: EventRelay | undefined): void {
+    this.#relay?.unsubscribe();
+    this.#relay = relay && {
+      relay,
+      unsubscribe: relay.subscribe((event) => this.#dispatch({ ...event, origin: 'REMOTE' })),
+    };
+  }
+
+  #dispatch(event: HubEvent): void {
+    for (const type of [event.event_type, ALL_EVENTS]) {
+      const set = this.#listeners.get(type);
+      if (!set) continue;
+      for (const listener of [...set]) {
+        try {
+          const result = listener(event);
+          if (result instanceof Promise) result.catch((error: unknown) => this.#listenerFailed(event, error));
+        } catch (error) {
+          this.#listenerFailed(event, error);
+        }
+      }
+    }
+  }
+
+  #listenerFailed(event: HubEvent, error: unknown): void {
+    this.log.error({ err: error, eventType: event.event_type }, 'event listener failed');
+  }
+}
+
+/** Whether a caller who can see `homes` (or everything, as admin) may see this event. */
+export function canSee(event: Pick<HubEvent, 'home_id'>, viewer: { isAdmin: boolean; homes: ReadonlyMap<string, unknown> }): boolean {
+  return viewer.isAdmin || event.home_id === null || viewer.homes.has(event.home_id);
+}

@@ -1,0 +1,310 @@
+/**
+ * The state machine: Home Assistant's state objects, kept in memory for reads, persisted in
+ * the background (current table + history) in batches, and restored at start-up.
+ *
+ * @module
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { sql, type Kysely } from 'kysely';
+import type { EventBus } from '../bus/index.js';
+import { createContext, type Context } from '../bus/index.js';
+import type { Database } from '../db/index.js';
+import { hubError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+
+export { historyPeriod, type HistoryQuery } from './history.js';
+
+/** A state as every API shows it (Home Assistant's shape). */
+export interface State {
+  entity_id: string;
+  state: string;
+  attributes: Record<string, unknown>;
+  last_changed: string;
+  last_updated: string;
+  context: Context;
+}
+
+/** A state with what the hub knows about its entity. */
+export interface Entry {
+  state: State;
+  homeId: string;
+  deviceId: string | null;
+  /** Who may change it: `api` for virtual entities, `plugin:<id>` for a plugin's. */
+  owner: string;
+}
+
+// Home Assistant's rule: lower-case letters, digits and single underscores, not at either end.
+const ENTITY_ID = /^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$/;
+const MAX_STATE_LENGTH = 255;
+
+export function isValidEntityId(entityId: string): boolean {
+  return entityId.length <= 255 && ENTITY_ID.test(entityId);
+}
+
+export interface SetOptions {
+  homeId: string;
+  owner: string;
+  deviceId?: string | null;
+  context?: Context;
+  /** Write and fire even when nothing changed. */
+  force?: boolean;
+}
+
+interface PendingWrite {
+  current: Map<string, Entry | null>;
+  history: { entry: Entry; removed: boolean }[];
+}
+
+export interface StateMachineOptions {
+  /** Pending writes are flushed this often… */
+  flushIntervalMs?: number;
+  /** …or as soon as this many history rows wait. */
+  batchSize?: number;
+  /** History rows kept in memory while the database is unreachable; older ones are dropped. */
+  maxPendingHistory?: number;
+}
+
+export class StateMachine {
+  readonly #entries = new Map<string, Entry>();
+  #pending: PendingWrite = { current: new Map(), history: [] };
+  #flushing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #droppedHistory = 0;
+  readonly #options: Required<StateMachineOptions>;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly bus: EventBus,
+    private readonly log: Logger,
+    options: StateMachineOptions = {},
+  ) {
+    this.#options = { flushIntervalMs: 250, batchSize: 500, maxPendingHistory: 100_000, ...options };
+  }
+
+  /** Loads the persisted current states; call once before anything reads or writes. */
+  async restore(): Promise<number> {
+    const rows = await this.db.selectFrom('entity_states').selectAll().execute();
+    for (const row of rows) {
+      this.#entries.set(row.entity_id, {
+        homeId: row.home_id,
+        deviceId: row.device_id,
+        owner: row.owner,
+        state: {
+          entity_id: row.entity_id,
+          state: row.state,
+          attributes: row.attributes,
+          last_changed: row.last_changed.toISOString(),
+          last_updated: row.last_updated.toISOString(),
+          context: { id: row.context_id, parent_id: row.context_parent_id, user_id: row.context_user_id },
+        },
+      });
+    }
+    return rows.length;
+  }
+
+  get(entityId: string): State | undefined {
+    return this.#entries.get(entityId)?.state;
+  }
+
+  entry(entityId: string): Entry | undefined {
+    return this.#entries.get(entityId);
+  }
+
+  /** Every entry; filter with the caller's homes before showing them to anyone. */
+  entries(): IterableIterator<Entry> {
+    return this.#entries.values();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Sets an entity's state. `last_changed` moves only when the state string changes;
+   * nothing is written or fired when neither state nor attributes changed (unless `force`).
+   *
+   * @throws HUB_ERR_INVALID_ENTITY_ID, HUB_ERR_VALIDATION (state too long), HUB_ERR_ENTITY_OWNED
+   */
+  set(entityId: string, state: string, attributes: Record<string, unknown> = {}, options: SetOptions): State {
+    if (!isValidEntityId(entityId)) throw hubError('HUB_ERR_INVALID_ENTITY_ID', `Invalid entity id "${entityId}"`);
+    if (state.length > MAX_STATE_LENGTH) {
+      throw hubError('HUB_ERR_VALIDATION', `A state is at most ${MAX_STATE_LENGTH} characters`);
+    }
+    const old = this.#entries.get(entityId);
+    if (old && old.owner !== options.owner) {
+      throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} is managed by ${old.owner}`);
+    }
+    const sameState = old?.state.state === state;
+    const unchanged = sameState && old.homeId === options.homeId && isDeepStrictEqual(old.state.attributes, attributes);
+    if (unchanged && !options.force) return old.state;
+
+    const now = new Date().toISOString();
+    const entry: Entry = {
+      homeId: options.homeId,
+      deviceId: options.deviceId ?? old?.deviceId ?? null,
+      owner: options.owner,
+      state: {
+        entity_id: entityId,
+        state,
+        attributes,
+        last_changed: sameState ? old.state.last_changed : now,
+        last_updated: now,
+        context: options.context ?? createContext(),
+      },
+    };
+    this.#entries.set(entityId, entry);
+    this.#queue(entityId, entry, false);
+    this.bus.fire(
+      'state_changed',
+      { entity_id: entityId, old_state: old?.state ?? null, new_state: entry.state },
+      { context: entry.state.context, homeId: entry.homeId },
+    );
+    return entry.state;
+  }
+
+  /** Removes an entity; fires `state_changed` with `new_state: null`. */
+  remove(entityId: string, context: Context = createContext()): boolean {
+    const old = this.#entries.get(entityId);
+    if (!old) return false;
+    this.#entries.delete(entityId);
+    const removal: Entry = { ...old, state: { ...old.state, last_updated: new Date().toISOString(), context } };
+    this.#queue(entityId, removal, true);
+    this.bus.fire('state_changed', { entity_id: entityId, old_state: old.state, new_state: null }, { context, homeId: old.homeId });
+    return true;
+  }
+
+  /** Forgets a deleted home's entities; the database already dropped their rows. */
+  forgetHome(homeId: string): void {
+    for (const [entityId, entry] of this.#entries) {
+      if (entry.homeId !== homeId) continue;
+      this.#entries.delete(entityId);
+      this.#pending.current.delete(entityId);
+    }
+    this.#pending.history = this.#pending.history.filter((h) => h.entry.homeId !== homeId);
+  }
+
+  /** Writes everything pending now. Resolves when it is in the database. */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    if (this.#pending.current.size === 0 && this.#pending.history.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = { current: new Map(), history: [] };
+    this.#flushing = this.#write(batch)
+      .catch((error: unknown) => {
+        this.#requeue(batch);
+        throw error;
+      })
+      .finally(() => (this.#flushing = undefined));
+    await this.#flushing;
+  }
+
+  /** Stops the background writer after a last flush. */
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.flush();
+  }
+
+  /** Rows waiting to be written, and history rows dropped because the database was away. */
+  backlog(): { pendingHistory: number; droppedHistory: number } {
+    return { pendingHistory: this.#pending.history.length, droppedHistory: this.#droppedHistory };
+  }
+
+  #queue(entityId: string, entry: Entry, removed: boolean): void {
+    this.#pending.current.set(entityId, removed ? null : entry);
+    this.#pending.history.push({ entry, removed });
+    if (this.#pending.history.length >= this.#options.batchSize) {
+      this.#flushSoon(0);
+    } else {
+      this.#flushSoon(this.#options.flushIntervalMs);
+    }
+  }
+
+  #flushSoon(delayMs: number): void {
+    if (this.#timer && delayMs > 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.flush().catch((error: unknown) => {
+        this.log.warn({ err: error, pending: this.#pending.history.length }, 'state write failed; retrying');
+        this.#flushSoon(Math.max(this.#options.flushIntervalMs, 1000));
+      });
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  #requeue(batch: PendingWrite): void {
+    for (const [entityId, entry] of batch.current) {
+      if (!this.#pending.current.has(entityId)) this.#pending.current.set(entityId, entry);
+    }
+    const history = [...batch.history, ...this.#pending.history];
+    const overflow = history.length - this.#options.maxPendingHistory;
+    if (overflow > 0) this.#droppedHistory += overflow;
+    this.#pending.history = overflow > 0 ? history.slice(overflow) : history;
+  }
+
+  async #write(batch: PendingWrite): Promise<void> {
+    const upserts = [...batch.current].flatMap(([, entry]) => (entry ? [entry] : []));
+    const deletes = [...batch.current].flatMap(([entityId, entry]) => (entry ? [] : [entityId]));
+    await this.db.transaction().execute(async (trx) => {
+      for (const chunk of chunks(upserts, 500)) {
+        await trx
+          .insertInto('entity_states')
+          .values(chunk.map(currentRow))
+          .onConflict((oc) =>
+            oc.column('entity_id').doUpdateSet((eb) => ({
+              home_id: eb.ref('excluded.home_id'),
+              device_id: eb.ref('excluded.device_id'),
+              owner: eb.ref('excluded.owner'),
+              state: eb.ref('excluded.state'),
+              attributes: eb.ref('excluded.attributes'),
+              last_changed: eb.ref('excluded.last_changed'),
+              last_updated: eb.ref('excluded.last_updated'),
+              context_id: eb.ref('excluded.context_id'),
+              context_parent_id: eb.ref('excluded.context_parent_id'),
+              context_user_id: eb.ref('excluded.context_user_id'),
+            })),
+          )
+          .execute();
+      }
+      if (deletes.length > 0) await trx.deleteFrom('entity_states').where('entity_id', 'in', deletes).execute();
+      for (const chunk of chunks(batch.history, 500)) {
+        await trx
+          .insertInto('state_history')
+          .values(chunk.map(({ entry, removed }) => ({ ...historyRow(entry), state: removed ? null : entry.state.state })))
+          .execute();
+      }
+    });
+  }
+}
+
+function currentRow(entry: Entry) {
+  return { ...historyRow(entry), state: entry.state.state, device_id: entry.deviceId, owner: entry.owner };
+}
+
+function historyRow(entry: Entry) {
+  const { state } = entry;
+  return {
+    entity_id: state.entity_id,
+    home_id: entry.homeId,
+    attributes: state.attributes,
+    last_changed: state.last_changed,
+    last_updated: state.last_updated,
+    context_id: state.context.id,
+    context_parent_id: state.context.parent_id,
+    context_user_id: state.context.user_id,
+  };
+}
+
+function* chunks<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+/** Removes history older than `days`; returns the number of rows removed. */
+export async function purgeHistory(db: Kysely<Database>, days: number): Promise<number> {
+  const result = await db
+    .deleteFrom('state_history')
+    .where('last_updated', '<', sql<Date>`now() - make_interval(days => ${days})`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
