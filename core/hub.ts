@@ -4,39 +4,45 @@
  *
  * @module
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import type pino from 'pino';
 import pkg from '../package.json' with { type: 'json' };
+import { actionRoutes, ActionRegistry } from './actions/index.js';
 import { createApp, healthRoutes, PUBLIC_HEALTH_ROUTES, type HubRouter } from './api/rest/index.js';
-import {
-  authenticate,
-  authRoutes,
-  deleteExpiredSessions,
-  ensureFirstAdmin,
-  PUBLIC_AUTH_ROUTES,
-  userRoutes,
-  type FirstRunAdmin,
-} from './auth/index.js';
+import { docsPage } from './api/rest/docs.js';
+import { WEBSOCKET_PATH, WebSocketApi } from './api/ws/index.js';
+import { authenticate, authenticateToken, authRoutes, ensureFirstAdmin, PUBLIC_AUTH_ROUTES, userRoutes, type FirstRunAdmin } from './auth/index.js';
+import { eventRoutes, EventBus } from './bus/index.js';
 import type { HubConfig } from './config/index.js';
 import { CORE_MIGRATIONS_DIR, migrate, openDatabase, type HubDatabase } from './db/index.js';
 import { StartupError } from './errors/index.js';
 import { homeRoutes } from './homes/index.js';
+import { housekeeping } from './housekeeping/index.js';
 import { createLogger, type Logger } from './log/index.js';
+import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
+import { jobRoutes, Scheduler } from './scheduler/index.js';
+import { stateRoutes, StateMachine } from './states/index.js';
 
 export const HUB_VERSION: string = pkg.version;
 
+/** Where `npm start` finds plugins. */
+export const PLUGINS_DIR = fileURLToPath(new URL('../plugins', import.meta.url));
+
 /** How long `stop()` lets in-flight requests finish before it cuts their connections. */
 const DRAIN_TIMEOUT_MS = 5_000;
-const SESSION_SWEEP_INTERVAL_MS = 60 * 60_000;
 
 export interface HubOptions {
   /** An already open database (tests pass one made from a template); default: from the config. */
   database?: HubDatabase;
   /** Where log lines go; default stdout. */
   logDestination?: pino.DestinationStream;
+  /** The plugins to load; default: every folder in `plugins/`. The kernel's own always load. */
+  plugins?: PluginSource[];
 }
 
 export interface Hub {
@@ -45,17 +51,22 @@ export interface Hub {
   readonly database: HubDatabase;
   /** The HTTP app; `hub.app.request('/api/health')` serves a request without a socket. */
   readonly app: HubRouter;
+  readonly bus: EventBus;
+  readonly states: StateMachine;
+  readonly actions: ActionRegistry;
+  readonly scheduler: Scheduler;
+  readonly plugins: PluginManager;
   /** Set when this start created the first administrator. */
   readonly firstRunAdmin: FirstRunAdmin | undefined;
   /** Starts listening on `config.host:config.port` (port 0 picks a free port). */
   listen(): Promise<{ url: string; port: number }>;
-  /** Stops accepting connections, lets in-flight requests finish, closes the database. Idempotent. */
+  /** Stops plugins, connections and the database, letting requests in flight finish. Idempotent. */
   stop(): Promise<void>;
 }
 
 /**
- * Opens storage, applies migrations, creates the first admin if needed and builds the app.
- * Nothing listens until {@link Hub.listen}.
+ * Opens storage, applies migrations, creates the first admin if needed, restores states,
+ * starts the plugins and builds the app. Nothing listens until {@link Hub.listen}.
  */
 export async function createHub(config: HubConfig, options: HubOptions = {}): Promise<Hub> {
   const startedAt = Date.now();
@@ -78,34 +89,85 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
   const firstRunAdmin = await ensureFirstAdmin(db, config.admin);
   if (firstRunAdmin) log.info({ email: firstRunAdmin.email }, 'first administrator created');
 
+  const bus = new EventBus(log);
+  const states = new StateMachine(db, bus, log);
+  log.info({ entities: await states.restore() }, 'states restored');
+  bus.on('home_deleted', (event) => states.forgetHome(event.data.home_id));
+  const actions = new ActionRegistry(bus, states, log);
+  const scheduler = new Scheduler(db, log.child({ scheduler: true }));
+  const plugins = new PluginManager({
+    db,
+    bus,
+    states,
+    actions,
+    scheduler,
+    log,
+    hubVersion: HUB_VERSION,
+    env: config.pluginEnv,
+    disabledByConfig: new Set(config.disabledPlugins),
+  });
+
   const app = createApp({
     log,
     bodyLimit: config.bodyLimit,
     authenticate: authenticate(db, config.trustProxy),
-    publicRoutes: new Set([...PUBLIC_HEALTH_ROUTES, ...PUBLIC_AUTH_ROUTES, 'GET /api/openapi.json']),
+    publicRoutes: new Set([...PUBLIC_HEALTH_ROUTES, ...PUBLIC_AUTH_ROUTES, 'GET /api/openapi.json', 'GET /api/docs']),
   });
   app.route('/api', healthRoutes({ version: HUB_VERSION, startedAt, db: database }));
   app.route('/api', authRoutes({ db, config }));
   app.route('/api', userRoutes({ db }));
-  app.route('/api', homeRoutes({ db }));
+  app.route('/api', homeRoutes({ db, bus }));
+  app.route('/api', stateRoutes({ db, states }));
+  app.route('/api', actionRoutes({ actions }));
+  app.route('/api', eventRoutes({ bus }));
+  app.route('/api', jobRoutes({ db, scheduler }));
+  app.route('/api', pluginRoutes({ plugins }));
+  // Hono cannot remove routes, so every plugin's router sits behind this one stable entry.
+  app.all('/api/plugins/:id/*', plugins.dispatcher());
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   app.doc31('/api/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Mowthos Hub API', version: HUB_VERSION },
     security: [{ bearer: [] }],
   });
+  app.get('/api/docs', (c) => c.html(docsPage()));
 
-  const sessionSweep = setInterval(() => {
-    deleteExpiredSessions(db).catch((error: unknown) => log.warn({ err: error }, 'expired session sweep failed'));
-  }, SESSION_SWEEP_INTERVAL_MS).unref();
+  await plugins.startAll([{ definition: housekeeping }, ...(options.plugins ?? (await discoverPlugins(PLUGINS_DIR, log)))]);
+
+  const ws = new WebSocketApi({
+    authenticateToken: (token) => authenticateToken(db, token),
+    bus,
+    states,
+    actions,
+    log: log.child({ api: 'websocket' }),
+    hubVersion: HUB_VERSION,
+    homeConfig: async (principal) => {
+      const homes = await db.selectFrom('homes').select(['id', 'name', 'latitude', 'longitude', 'timezone']).orderBy('created_at').execute();
+      const home = homes.find((h) => principal.homes.has(h.id)) ?? (principal.isAdmin ? homes[0] : undefined);
+      return {
+        name: home?.name ?? 'Mowthos Hub',
+        latitude: home?.latitude ?? 0,
+        longitude: home?.longitude ?? 0,
+        time_zone: home?.timezone ?? 'UTC',
+      };
+    },
+    components: () => [...new Set([...plugins.list().filter((p) => p.status === 'running').map((p) => p.id), ...actions.list(null).map((a) => a.domain)])].sort(),
+  });
+  bus.fire('hub_started', {});
 
   let server: Server | undefined;
   const sockets = new Set<Socket>();
   let stopping: Promise<void> | undefined;
 
+  function handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer) {
+    const { pathname } = new URL(request.url ?? '/', 'http://hub');
+    if (pathname === WEBSOCKET_PATH) return ws.handleUpgrade(request, socket, head);
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  }
+
   async function listen() {
-    const listener = getRequestListener(app.fetch);
-    server = createServer(listener);
+    server = createServer(getRequestListener(app.fetch));
+    server.on('upgrade', handleUpgrade);
     server.on('connection', (socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
@@ -145,13 +207,17 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
   function stop() {
     stopping ??= (async () => {
       log.info('hub stopping');
-      clearInterval(sessionSweep);
+      bus.fire('hub_stop', {});
+      ws.close();
       await drainServer();
+      await plugins.stopAll();
+      await scheduler.stop();
+      await states.stop().catch((error: unknown) => log.error({ err: error }, 'last state write failed'));
       await database.close();
       log.info('hub stopped');
     })();
     return stopping;
   }
 
-  return { config, log, database, app, firstRunAdmin, listen, stop };
+  return { config, log, database, app, bus, states, actions, scheduler, plugins, firstRunAdmin, listen, stop };
 }

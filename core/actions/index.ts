@@ -75,6 +75,9 @@ export interface ActionDescription {
   fields: Record<string, unknown>;
 }
 
+export { actionRoutes } from './routes.js';
+export { servicesByDomain, type ServiceDescription } from './describe.js';
+
 const toArray = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 export class ActionRegistry {

@@ -10,13 +10,14 @@ import { HubError } from '../errors/index.js';
 import { insertUser } from './routes.js';
 import { generateSecret } from './secret-token.js';
 
-export { authenticate, SESSION_COOKIE } from './middleware.js';
+export { authenticate, authenticateToken, SESSION_COOKIE } from './middleware.js';
 export {
   homeRole,
   inVisibleHomes,
   requireAdmin,
   requireHomeRole,
   requireSession,
+  resolveHome,
   roleAtLeast,
   type Principal,
   type PublicUser,

@@ -113,6 +113,12 @@ async function principalFromSession(
   return { principal, ...valid };
 }
 
+/** The caller a bearer credential (session token or API token) stands for, if it is valid. */
+export async function authenticateToken(db: Kysely<Database>, token: string): Promise<Principal | undefined> {
+  if (token.startsWith(API_TOKEN_PREFIX)) return principalFromApiToken(db, token);
+  return (await principalFromSession(db, token))?.principal;
+}
+
 /**
  * Sets `c.var.principal` from a bearer token (session or API token) or the session cookie,
  * or answers 401. Cookie-authenticated unsafe requests must come from the hub's own origin.

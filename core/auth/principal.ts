@@ -93,3 +93,16 @@ export function inVisibleHomes<DB, TB extends keyof DB>(
   const ids = [...principal.homes.keys()];
   return ids.length > 0 ? eb(column, 'in', ids) : eb.lit(false);
 }
+
+/**
+ * The home a request acts on: the one it names, or the caller's only home. Callers in several
+ * homes (and administrators) must name it.
+ */
+export function resolveHome(principal: Principal, homeId: string | undefined): string {
+  if (homeId) return homeId;
+  const own = [...principal.homes.keys()];
+  if (own.length === 1 && !principal.isAdmin) return own[0]!;
+  throw hubError('HUB_ERR_VALIDATION', 'Say which home: give home_id', {
+    details: [{ path: ['home_id'], message: 'required when the caller belongs to several homes', code: 'invalid_type' }],
+  });
+}

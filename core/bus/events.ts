@@ -17,6 +17,7 @@ export interface CoreEvents {
   plugin_loaded: { plugin: string; version: string };
   plugin_failed: { plugin: string; error: string };
   plugin_stopped: { plugin: string };
+  home_deleted: { home_id: string };
   hub_started: Record<string, never>;
   hub_stop: Record<string, never>;
 }

@@ -11,6 +11,7 @@ import type { CoreEvents } from './events.js';
 
 export { createContext, ulid, type Context } from './context.js';
 export type { CoreEvents, StateChangedData } from './events.js';
+export { eventRoutes } from './routes.js';
 
 export interface HubEvent<D = Record<string, unknown>> {
   event_type: string;
@@ -93,6 +94,11 @@ export class EventBus {
     const set = this.#listeners.get(eventType);
     set?.delete(listener as Listener);
     if (set?.size === 0) this.#listeners.delete(eventType);
+  }
+
+  /** Event types that have listeners (not counting `'*'`), sorted. */
+  eventTypes(): string[] {
+    return [...this.#listeners.keys()].filter((t) => t !== ALL_EVENTS).sort();
   }
 
   /** Number of listeners of a type (`'*'` counts the wildcard ones); for diagnostics. */

@@ -47,6 +47,11 @@ export const envSchema = z.object({
     .int('must be a whole number of bytes')
     .min(1024, 'must be at least 1024 bytes')
     .default(1024 * 1024),
+  HUB_DISABLED_PLUGINS: z
+    .string()
+    .regex(/^[a-z0-9_,\s]*$/, 'must be plugin ids separated by commas')
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   NODE_ENV: z.string().default('development'),
 });
@@ -67,6 +72,10 @@ export interface HubConfig {
   trustProxy: boolean;
   /** Largest accepted request body, in bytes. */
   bodyLimit: number;
+  /** Plugins this deployment does not run (`HUB_DISABLED_PLUGINS`). */
+  disabledPlugins: string[];
+  /** The `PLUGIN_<ID>_<KEY>` variables, read by each plugin's config schema. */
+  pluginEnv: Record<string, string>;
   logLevel: (typeof LOG_LEVELS)[number];
   /** JSON logs always in production; pretty logs otherwise when stdout is a terminal. */
   production: boolean;
@@ -113,6 +122,8 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     openRegistration: e.HUB_OPEN_REGISTRATION,
     trustProxy: e.HUB_TRUST_PROXY,
     bodyLimit: e.HUB_BODY_LIMIT,
+    disabledPlugins: e.HUB_DISABLED_PLUGINS,
+    pluginEnv: Object.fromEntries(Object.entries(present).filter(([key]) => key.startsWith('PLUGIN_'))) as Record<string, string>,
     logLevel: e.LOG_LEVEL,
     production: e.NODE_ENV === 'production',
   };

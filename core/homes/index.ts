@@ -7,6 +7,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { Kysely, Transaction } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
 import { homeRole, inVisibleHomes, requireHomeRole, requireSession, roleAtLeast, type Principal } from '../auth/index.js';
+import { createContext, type EventBus } from '../bus/index.js';
 import type { Database, Role } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import {
@@ -96,7 +97,7 @@ const routes = {
 // Roles that can manage the home; one of them must always remain.
 const MANAGING_ROLES: Role[] = ['owner', 'admin'];
 
-export function homeRoutes({ db }: { db: Kysely<Database> }) {
+export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus }) {
   const router = createRouter();
 
   router.openapi(routes.list, async (c) => {
@@ -157,6 +158,7 @@ export function homeRoutes({ db }: { db: Kysely<Database> }) {
     requireHomeRole(c.var.principal, id, 'owner');
     const result = await db.deleteFrom('homes').where('id', '=', id).executeTakeFirst();
     if (result.numDeletedRows === 0n) throw hubError('HUB_ERR_HOME_NOT_FOUND');
+    bus.fire('home_deleted', { home_id: id }, { homeId: id, context: createContext({ user_id: c.var.principal.user.id }) });
     c.var.log.info({ homeId: id }, 'home deleted');
     return c.body(null, 204);
   });

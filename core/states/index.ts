@@ -13,6 +13,7 @@ import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
 export { historyPeriod, type HistoryQuery } from './history.js';
+export { stateRoutes, StateSchema, ContextSchema } from './routes.js';
 
 /** A state as every API shows it (Home Assistant's shape). */
 export interface State {

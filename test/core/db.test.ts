@@ -1,4 +1,4 @@
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -27,25 +27,28 @@ describe('migrator', () => {
 
   it('applies every file on a fresh database, and nothing on a re-run', async () => {
     const first = await migrate(database.db, [{ scope: 'core', dir }], log);
-    expect(first).toEqual(['core/0001_foundation.sql']);
-    const tables = await sql<{ tablename: string }>`select tablename from pg_tables where schemaname = 'public' order by 1`.execute(database.db);
-    expect(tables.rows.map((r) => r.tablename)).toEqual(['api_tokens', 'home_members', 'homes', 'hub_migrations', 'sessions', 'users']);
+    expect(first).toEqual((await readdir(dir)).sort().map((f) => `core/${f}`));
+    expect(first[0]).toBe('core/0001_foundation.sql');
+    const tables = await sql<{ tablename: string }>`select tablename from pg_tables where schemaname = 'public'`.execute(database.db);
+    expect(tables.rows.map((r) => r.tablename)).toEqual(
+      expect.arrayContaining(['api_tokens', 'home_members', 'homes', 'hub_migrations', 'sessions', 'users', 'entity_states', 'jobs']),
+    );
 
     expect(await migrate(database.db, [{ scope: 'core', dir }], log)).toEqual([]);
   });
 
   it('applies new files in order after the ones already applied', async () => {
     await migrate(database.db, [{ scope: 'core', dir }], log);
-    await writeFile(path.join(dir, '0003_third.sql'), 'alter table notes add column body text;');
-    await writeFile(path.join(dir, '0002_second.sql'), 'create table notes (id int primary key);');
-    expect(await migrate(database.db, [{ scope: 'core', dir }], log)).toEqual(['core/0002_second.sql', 'core/0003_third.sql']);
+    await writeFile(path.join(dir, '0999_third.sql'), 'alter table notes add column body text;');
+    await writeFile(path.join(dir, '0998_second.sql'), 'create table notes (id int primary key);');
+    expect(await migrate(database.db, [{ scope: 'core', dir }], log)).toEqual(['core/0998_second.sql', 'core/0999_third.sql']);
     await database.db.insertInto('notes' as never).values({ id: 1, body: 'ok' } as never).execute();
   });
 
   it('refuses to start when an applied file has changed, and applies nothing', async () => {
     await migrate(database.db, [{ scope: 'core', dir }], log);
     await writeFile(path.join(dir, '0001_foundation.sql'), '-- edited\n', { flag: 'a' });
-    await writeFile(path.join(dir, '0002_next.sql'), 'create table later (id int);');
+    await writeFile(path.join(dir, '0999_next.sql'), 'create table later (id int);');
     await expect(migrate(database.db, [{ scope: 'core', dir }], log)).rejects.toThrow(
       /core\/0001_foundation\.sql changed after it was applied/,
     );
@@ -54,19 +57,20 @@ describe('migrator', () => {
   });
 
   it('refuses to start when an applied file is missing', async () => {
-    await writeFile(path.join(dir, '0002_extra.sql'), 'create table extra (id int);');
+    await writeFile(path.join(dir, '0999_extra.sql'), 'create table extra (id int);');
     await migrate(database.db, [{ scope: 'core', dir }], log);
-    await rm(path.join(dir, '0002_extra.sql'));
+    await rm(path.join(dir, '0999_extra.sql'));
     await expect(migrate(database.db, [{ scope: 'core', dir }], log)).rejects.toBeInstanceOf(MigrationError);
   });
 
   it('rolls back a failing file completely and records nothing for it', async () => {
-    await writeFile(path.join(dir, '0002_broken.sql'), 'create table half (id int);\nselect no_such_function();');
+    await writeFile(path.join(dir, '0999_broken.sql'), 'create table half (id int);\nselect no_such_function();');
     await expect(migrate(database.db, [{ scope: 'core', dir }], log)).rejects.toThrow(/no_such_function/);
     const half = await sql`select to_regclass('half') as t`.execute(database.db);
     expect(half.rows[0]).toEqual({ t: null });
     const recorded = await database.db.selectFrom('hub_migrations').select('name').execute();
-    expect(recorded.map((r) => r.name)).toEqual(['0001_foundation.sql']);
+    expect(recorded.map((r) => r.name)).not.toContain('0999_broken.sql');
+    expect(recorded.length).toBe((await readdir(dir)).length - 1);
   });
 
   it('rejects files not named NNNN_name.sql', async () => {

@@ -9,6 +9,7 @@ import { inject } from 'vitest';
 import { loadConfig } from '../../core/config/index.js';
 import { openDatabase, type HubDatabase } from '../../core/db/index.js';
 import { createHub, type Hub } from '../../core/hub.js';
+import type { PluginSource } from '../../core/plugins/index.js';
 
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password-1' };
 
@@ -53,7 +54,11 @@ export interface TestHub {
   stop(): Promise<void>;
 }
 
-export async function createTestHub(env: Record<string, string> = {}): Promise<TestHub> {
+/**
+ * @param env environment variables on top of the test defaults
+ * @param options.plugins plugins to load besides the kernel's own; default none
+ */
+export async function createTestHub(env: Record<string, string> = {}, options: { plugins?: PluginSource[] } = {}): Promise<TestHub> {
   const { database, drop } = await openTestDatabase();
   const logs: Record<string, unknown>[] = [];
   const logDestination = new Writable({
@@ -71,7 +76,7 @@ export async function createTestHub(env: Record<string, string> = {}): Promise<T
     NODE_ENV: 'test',
     ...env,
   });
-  const hub = await createHub(config, { database, logDestination });
+  const hub = await createHub(config, { database, logDestination, plugins: options.plugins ?? [] });
 
   const request: TestHub['request'] = async (path, init = {}) => {
     const headers: Record<string, string> = { ...init.headers };

@@ -1,0 +1,324 @@
+/**
+ * The WebSocket API at `/api/websocket`, speaking Home Assistant's protocol so that HA
+ * clients can use the hub: auth phase, then commands with strictly increasing ids.
+ * Everything is scoped to the caller's homes.
+ *
+ * @module
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { servicesByDomain, type ActionRegistry } from '../../actions/index.js';
+import { homeRole, requireHomeRole, resolveHome, type Principal } from '../../auth/index.js';
+import { ALL_EVENTS, canSee, createContext, type EventBus, type HubEvent, type StateChangedData } from '../../bus/index.js';
+import { HubError, type ErrorCode } from '../../errors/index.js';
+import type { Logger } from '../../log/index.js';
+import type { StateMachine } from '../../states/index.js';
+import { compressState, diffStates, type CompressedDiff, type CompressedState } from './compressed.js';
+
+/** The Home Assistant protocol level we speak; HA clients pick features by it. */
+export const HA_VERSION = '2025.1.0';
+
+export const WEBSOCKET_PATH = '/api/websocket';
+
+const AUTH_TIMEOUT_MS = 10_000;
+const HEARTBEAT_MS = 30_000;
+/** A client that lets this much pile up unread is disconnected rather than buffered forever. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Messages one tick may queue for a coalescing client. */
+const MAX_COALESCED = 10_000;
+
+export interface WebSocketApiOptions {
+  authenticateToken(token: string): Promise<Principal | undefined>;
+  bus: EventBus;
+  states: StateMachine;
+  actions: ActionRegistry;
+  log: Logger;
+  hubVersion: string;
+  /** `get_config` for a caller: location and time zone of their home. */
+  homeConfig(principal: Principal): Promise<{ name: string; latitude: number; longitude: number; time_zone: string }>;
+  /** Plugin ids and action domains, for `get_config.components`. */
+  components(): string[];
+}
+
+const command = z.object({ id: z.number().int().positive(), type: z.string() }).passthrough();
+
+/** Home Assistant's error codes for the hub's. */
+function haErrorCode(code: ErrorCode): string {
+  if (code === 'HUB_ERR_VALIDATION' || code === 'HUB_ERR_MALFORMED_JSON' || code === 'HUB_ERR_INVALID_ENTITY_ID') return 'invalid_format';
+  if (code.endsWith('_NOT_FOUND')) return 'not_found';
+  if (code === 'HUB_ERR_FORBIDDEN' || code === 'HUB_ERR_UNAUTHENTICATED') return 'unauthorized';
+  return 'home_assistant_error';
+}
+
+export class WebSocketApi {
+  readonly #server = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(private readonly options: WebSocketApiOptions) {
+    this.#heartbeat = setInterval(() => this.#checkAlive(), HEARTBEAT_MS).unref();
+  }
+
+  /** Takes over an HTTP upgrade for {@link WEBSOCKET_PATH}. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#server.handleUpgrade(request, socket, head, (ws) => new Connection(ws, this.options));
+  }
+
+  get clientCount(): number {
+    return this.#server.clients.size;
+  }
+
+  /** Closes every connection (code 1001, going away). */
+  close(): void {
+    clearInterval(this.#heartbeat);
+    for (const ws of this.#server.clients) ws.close(1001, 'Hub stopping');
+    this.#server.close();
+  }
+
+  #checkAlive(): void {
+    for (const ws of this.#server.clients as Set<WebSocket & { alive?: boolean }>) {
+      if (ws.alive === false) {
+        ws.terminate();
+        continue;
+      }
+      ws.alive = false;
+      ws.ping();
+    }
+  }
+}
+
+class Connection {
+  #principal: Principal | undefined;
+  #lastId = 0;
+  #coalesce = false;
+  #outbox: unknown[] = [];
+  readonly #subscriptions = new Map<number, () => void>();
+  readonly #log: Logger;
+  #authTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly ws: WebSocket & { alive?: boolean },
+    private readonly options: WebSocketApiOptions,
+  ) {
+    this.#log = options.log.child({ ws: createContext().id });
+    ws.alive = true;
+    ws.on('pong', () => (ws.alive = true));
+    this.#authTimer = setTimeout(() => ws.close(4001, 'Authentication timed out'), AUTH_TIMEOUT_MS);
+    ws.on('message', (raw, isBinary) => {
+      this.#receive(isBinary ? '' : raw.toString()).catch((error: unknown) => this.#log.error({ err: error }, 'websocket message failed'));
+    });
+    ws.on('close', () => {
+      clearTimeout(this.#authTimer);
+      for (const unsubscribe of this.#subscriptions.values()) unsubscribe();
+      this.#subscriptions.clear();
+    });
+    ws.on('error', (error) => this.#log.warn({ err: error }, 'websocket error'));
+    this.#send({ type: 'auth_required', ha_version: HA_VERSION });
+  }
+
+  async #receive(text: string): Promise<void> {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      message = undefined;
+    }
+    if (!this.#principal) return this.#authenticate(message);
+    const parsed = command.safeParse(message);
+    if (!parsed.success) {
+      const id = (message as { id?: unknown } | undefined)?.id;
+      return this.#error(typeof id === 'number' ? id : null, 'invalid_format', 'Message needs an integer id and a type');
+    }
+    const { id, type } = parsed.data;
+    if (id <= this.#lastId) return this.#error(id, 'id_reuse', 'Identifier values have to increase.');
+    this.#lastId = id;
+    try {
+      await this.#handle(id, type, parsed.data);
+    } catch (error) {
+      if (error instanceof HubError) return this.#error(id, haErrorCode(error.code), error.message, error.code);
+      if (error instanceof z.ZodError) {
+        return this.#error(id, 'invalid_format', error.issues.map((i) => `${i.path.join('.') || type}: ${i.message}`).join('; '));
+      }
+      this.#log.error({ err: error, type }, 'websocket command failed');
+      this.#error(id, 'unknown_error', 'Internal error');
+    }
+  }
+
+  async #authenticate(message: unknown): Promise<void> {
+    const auth = z.object({ type: z.literal('auth'), access_token: z.string().min(1).max(512) }).safeParse(message);
+    const principal = auth.success ? await this.options.authenticateToken(auth.data.access_token) : undefined;
+    if (!principal) {
+      this.#send({ type: 'auth_invalid', message: auth.success ? 'Invalid access token or password' : 'Expected {"type":"auth","access_token":…}' });
+      this.#flush();
+      this.ws.close(4001, 'Authentication failed');
+      return;
+    }
+    clearTimeout(this.#authTimer);
+    this.#principal = principal;
+    this.#log.info({ userId: principal.user.id }, 'websocket authenticated');
+    this.#send({ type: 'auth_ok', ha_version: HA_VERSION });
+  }
+
+  async #handle(id: number, type: string, msg: Record<string, unknown>): Promise<void> {
+    const principal = this.#principal!;
+    const { states, actions, bus } = this.options;
+    switch (type) {
+      case 'ping':
+        return this.#send({ id, type: 'pong' });
+      case 'supported_features':
+        this.#coalesce = z.object({ features: z.object({ coalesce_messages: z.number().optional() }) }).parse(msg).features.coalesce_messages === 1;
+        return this.#result(id, null);
+      case 'get_states':
+        return this.#result(id, [...states.entries()].filter((e) => homeRole(principal, e.homeId)).map((e) => e.state));
+      case 'get_services':
+        return this.#result(id, servicesByDomain(actions.list(principal)));
+      case 'get_config':
+        return this.#result(id, await this.#config(principal));
+      case 'subscribe_events': {
+        const { event_type } = z.object({ event_type: z.string().max(64).optional() }).parse(msg);
+        this.#subscribe(id, bus.on(event_type ?? ALL_EVENTS, (event) => this.#forward(id, event)));
+        return this.#result(id, null);
+      }
+      case 'unsubscribe_events': {
+        const { subscription } = z.object({ subscription: z.number().int() }).parse(msg);
+        const unsubscribe = this.#subscriptions.get(subscription);
+        if (!unsubscribe) return this.#error(id, 'not_found', 'Subscription not found.');
+        unsubscribe();
+        this.#subscriptions.delete(subscription);
+        return this.#result(id, null);
+      }
+      case 'subscribe_entities':
+        return this.#subscribeEntities(id, z.object({ entity_ids: z.array(z.string()).optional() }).parse(msg).entity_ids);
+      case 'call_service': {
+        const call = z
+          .object({
+            domain: z.string(),
+            service: z.string(),
+            service_data: z.record(z.string(), z.unknown()).optional(),
+            target: z.object({ entity_id: z.union([z.string(), z.array(z.string())]).optional() }).optional(),
+            return_response: z.boolean().optional(),
+          })
+          .parse(msg);
+        const result = await actions.call(call.domain, call.service, call.service_data ?? {}, {
+          principal,
+          target: call.target,
+          returnResponse: call.return_response,
+        });
+        return this.#result(id, { context: result.context, response: call.return_response ? result.response : null });
+      }
+      case 'fire_event': {
+        const { event_type, event_data } = z
+          .object({ event_type: z.string().regex(/^[a-z0-9_.:-]{1,64}$/i), event_data: z.record(z.string(), z.unknown()).optional() })
+          .parse(msg);
+        const named = typeof event_data?.home_id === 'string' ? event_data.home_id : undefined;
+        const homeId = principal.isAdmin && !named ? null : resolveHome(principal, named);
+        if (homeId) requireHomeRole(principal, homeId, 'owner');
+        const event = bus.fire(event_type, event_data ?? {}, { homeId, context: createContext({ user_id: principal.user.id }) });
+        return this.#result(id, { context: event.context });
+      }
+      default:
+        return this.#error(id, 'unknown_command', `Unknown command ${type}.`);
+    }
+  }
+
+  #subscribe(id: number, unsubscribe: () => void): void {
+    this.#subscriptions.set(id, unsubscribe);
+  }
+
+  #forward(id: number, event: HubEvent): void {
+    if (!canSee(event, this.#principal!)) return;
+    this.#send({ id, type: 'event', event });
+  }
+
+  #subscribeEntities(id: number, only: string[] | undefined): void {
+    const principal = this.#principal!;
+    const wanted = (entityId: string, homeId: string) => (!only || only.includes(entityId)) && homeRole(principal, homeId) !== undefined;
+    const initial: Record<string, CompressedState> = {};
+    for (const entry of this.options.states.entries()) {
+      if (wanted(entry.state.entity_id, entry.homeId)) initial[entry.state.entity_id] = compressState(entry.state);
+    }
+    this.#subscribe(
+      id,
+      this.options.bus.on('state_changed', (event: HubEvent<StateChangedData>) => {
+        const { entity_id, old_state, new_state } = event.data;
+        if (event.home_id === null || !wanted(entity_id, event.home_id)) return;
+        let update: { a?: Record<string, CompressedState>; c?: Record<string, CompressedDiff>; r?: string[] };
+        if (!new_state) update = { r: [entity_id] };
+        else if (!old_state) update = { a: { [entity_id]: compressState(new_state) } };
+        else update = { c: { [entity_id]: diffStates(old_state, new_state) } };
+        this.#send({ id, type: 'event', event: update });
+      }),
+    );
+    this.#result(id, null);
+    this.#send({ id, type: 'event', event: { a: initial } });
+  }
+
+  async #config(principal: Principal) {
+    const home = await this.options.homeConfig(principal);
+    return {
+      location_name: home.name,
+      latitude: home.latitude,
+      longitude: home.longitude,
+      elevation: 0,
+      unit_system: { length: 'km', accumulated_precipitation: 'mm', mass: 'kg', pressure: 'Pa', temperature: '°C', volume: 'L', wind_speed: 'm/s' },
+      time_zone: home.time_zone,
+      components: this.options.components(),
+      version: HA_VERSION,
+      hub_version: this.options.hubVersion,
+      config_dir: '',
+      config_source: 'storage',
+      allowlist_external_dirs: [],
+      allowlist_external_urls: [],
+      whitelist_external_dirs: [],
+      recovery_mode: false,
+      safe_mode: false,
+      state: 'RUNNING',
+      external_url: null,
+      internal_url: null,
+      currency: 'EUR',
+      country: null,
+      language: 'en',
+    };
+  }
+
+  #result(id: number, result: unknown): void {
+    this.#send({ id, type: 'result', success: true, result });
+  }
+
+  #error(id: number | null, code: string, message: string, hubCode?: ErrorCode): void {
+    this.#send({ id, type: 'result', success: false, error: { code, message, ...(hubCode && { hub_code: hubCode }) } });
+  }
+
+  /**
+   * Queues a message; with `coalesce_messages` everything queued in one tick goes out as one
+   * JSON array. A client that does not read (the socket's buffer grows past the bound) is cut off.
+   */
+  #send(message: unknown): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.#log.warn({ buffered: this.ws.bufferedAmount }, 'websocket client too slow; disconnecting');
+      this.ws.terminate();
+      return;
+    }
+    if (!this.#coalesce) {
+      this.ws.send(JSON.stringify(message));
+      return;
+    }
+    this.#outbox.push(message);
+    if (this.#outbox.length === 1) setImmediate(() => this.#flush());
+    if (this.#outbox.length > MAX_COALESCED) {
+      this.#log.warn({ queued: this.#outbox.length }, 'websocket client cannot keep up; disconnecting');
+      this.#outbox = [];
+      this.ws.terminate();
+    }
+  }
+
+  #flush(): void {
+    if (this.#outbox.length === 0 || this.ws.readyState !== this.ws.OPEN) return;
+    const batch = this.#outbox;
+    this.#outbox = [];
+    this.ws.send(JSON.stringify(batch.length === 1 ? batch[0] : batch));
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The plugin contract: everything a plugin may rely on, in one file.
+ *
+ * A plugin is a module whose default export is `definePlugin({...})`. The hub discovers
+ * `plugins/<id>/index.ts`, checks the plugin's `hub` range and `dependsOn`, validates its
+ * config, applies its migrations (`plugins/<id>/sql/NNNN_name.sql`) and calls `setup(ctx)`.
+ * Everything the plugin registers through `ctx` is owned by the plugin and removed by the hub
+ * when the plugin stops or is disabled: a plugin never cleans up by hand, except what it
+ * starts outside `ctx` (sockets, timers), which it hands to `ctx.onStop`.
+ *
+ * @example
+ * export default definePlugin({
+ *   id: 'demo',
+ *   version: '1.0.0',
+ *   hub: '^0.1.0',
+ *   config: z.object({ greeting: z.string().default('hello') }),
+ *   async setup(ctx) {
+ *     ctx.routes.get('/hello', (c) => c.json({ greeting: ctx.config.greeting }));
+ *   },
+ * });
+ *
+ * @module
+ */
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import type { ActionDefinition } from './actions/index.js';
+import type { HubRouter } from './api/rest/index.js';
+import type { Context, EventData, FireOptions, HubEvent, Listener } from './bus/index.js';
+import type { Database } from './db/index.js';
+import type { Logger } from './log/index.js';
+import type { Schedule } from './scheduler/index.js';
+import type { State } from './states/index.js';
+
+/** What a plugin module exports (through {@link definePlugin}). */
+export interface PluginDefinition<C extends z.ZodType = z.ZodType> {
+  /**
+   * Unique id, `[a-z][a-z0-9_]*`. It names the plugin's routes (`/api/plugins/<id>/`), its
+   * tables (`<id>_*`), its config variables (`PLUGIN_<ID>_*`) and its log lines.
+   */
+  id: string;
+  /** The plugin's own version (semver), shown in `/api/plugins`. */
+  version: string;
+  /** The hub versions the plugin works with, as a semver range (`^1.0.0`). Checked before setup. */
+  hub: string;
+  /** Plugins that must be running before this one's `setup`; the hub orders and checks them. */
+  dependsOn?: string[];
+  /** One sentence for `/api/plugins` and the UI. */
+  description?: string;
+  /**
+   * Schema of the plugin's settings. The hub builds the input from the database
+   * (`plugin_settings.config`) and environment variables `PLUGIN_<ID>_<KEY>` (which win; KEY
+   * in SNAKE_CASE maps to camelCase, values are strings, so use `z.coerce` for numbers and
+   * booleans) and validates it before `setup`; a failure marks the plugin failed with the issues.
+   */
+  config?: C;
+  /**
+   * Called once per start of the plugin (at hub start, or when an admin enables it). Register
+   * everything through `ctx`. Throwing (or taking longer than 30 s) marks the plugin failed:
+   * what it registered so far is removed, and the hub keeps running without it.
+   */
+  setup(ctx: PluginContext<z.output<C>>): void | Promise<void>;
+}
+
+/** The plugin's view of the hub, scoped to the plugin. */
+export interface PluginContext<Config = unknown> {
+  /** The plugin's id. */
+  readonly id: string;
+  /** The validated config. */
+  readonly config: Config;
+  /** A logger whose lines carry `{plugin: id}`. */
+  readonly log: Logger;
+  /**
+   * The database. Plugin tables are named `<id>_*` and created by the plugin's migrations;
+   * type them with `ctx.db.withTables<MyTables>()`. Inside a transaction use its `trx` only.
+   */
+  readonly db: Kysely<Database>;
+  /**
+   * A router mounted at `/api/plugins/<id>/`. Every route requires an authenticated caller;
+   * use `c.var.principal` and the auth helpers to scope data to the caller's homes.
+   * Routes disappear (404) when the plugin stops.
+   */
+  readonly routes: HubRouter;
+  readonly actions: {
+    /** Registers `domain.action`; see {@link ActionDefinition}. Removed when the plugin stops. */
+    register<S extends z.ZodType>(definition: ActionDefinition<S>): void;
+  };
+  readonly entities: {
+    /**
+     * Creates (or takes back, after a restart) an entity owned by the plugin. Only the plugin
+     * can change it; it is removed when the plugin stops.
+     */
+    register(entity: EntityRegistration): EntityHandle;
+  };
+  /** Read access to every entity's state (the plugin sees all homes: filter for callers). */
+  readonly states: {
+    get(entityId: string): State | undefined;
+    all(): State[];
+  };
+  readonly bus: {
+    /** Fires an event; give `homeId` for events that belong to a home. */
+    fire<T extends string>(eventType: T, data: EventData<T>, options?: FireOptions): HubEvent<EventData<T>>;
+    /** Listens to an event type (`'*'` for all); removed when the plugin stops. */
+    on<T extends string>(eventType: T, listener: Listener<T>): void;
+    /** Listens for the next event of a type; removed when the plugin stops if still waiting. */
+    once<T extends string>(eventType: T, listener: Listener<T>): void;
+  };
+  readonly jobs: {
+    /**
+     * Schedules `run` by cron (in `homeId`'s time zone, else `timezone` or UTC) or every N ms.
+     * Runs are recorded in `/api/jobs` as `plugin:<id>:<name>`; one instance runs each tick.
+     */
+    schedule(name: string, schedule: Schedule, run: (run: { log: Logger }) => unknown, options?: { homeId?: string }): Promise<void>;
+  };
+  /** Calls `fn` when the plugin stops, after the hub removed its registrations (last first). */
+  onStop(fn: () => void | Promise<void>): void;
+}
+
+export interface EntityRegistration {
+  entity_id: string;
+  home_id: string;
+  device_id?: string;
+  /** The state when the entity has none yet (first registration, not after a restart). */
+  initial?: { state: string; attributes?: Record<string, unknown> };
+}
+
+/** An entity the plugin owns. */
+export interface EntityHandle {
+  readonly entityId: string;
+  /** Sets the state (and attributes: the full set, not a patch). */
+  set(state: string, attributes?: Record<string, unknown>, context?: Context): State;
+  get(): State | undefined;
+}
+
+/**
+ * Declares a plugin. Only returns its argument, so that TypeScript infers `ctx.config` from
+ * the `config` schema.
+ */
+export function definePlugin<C extends z.ZodType = z.ZodObject<Record<string, never>>>(
+  definition: PluginDefinition<C>,
+): PluginDefinition<C> {
+  return definition;
+}

@@ -1,0 +1,169 @@
+/** `/api/states` and `/api/history/period`: Home Assistant's REST shapes. */
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Kysely } from 'kysely';
+import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
+import { homeRole, requireHomeRole, resolveHome, type Principal } from '../auth/index.js';
+import { createContext } from '../bus/index.js';
+import type { Database } from '../db/index.js';
+import { hubError } from '../errors/index.js';
+import { historyPeriod } from './history.js';
+import { isValidEntityId, type StateMachine } from './index.js';
+
+export const ContextSchema = z
+  .object({ id: z.string(), parent_id: z.string().nullable(), user_id: z.string().nullable() })
+  .openapi('Context');
+export const StateSchema = z
+  .object({
+    entity_id: z.string(),
+    state: z.string(),
+    attributes: z.record(z.string(), z.unknown()),
+    last_changed: z.iso.datetime(),
+    last_updated: z.iso.datetime(),
+    context: ContextSchema,
+  })
+  .openapi('State');
+const StateInput = z
+  .object({
+    state: z.string().max(255),
+    attributes: z.record(z.string(), z.unknown()).default({}),
+    home_id: z.uuid().optional().describe("The entity's home; needed for a new entity when you belong to several homes"),
+  })
+  .openapi('StateInput');
+const EntityParam = z.object({ entity_id: z.string().max(255) });
+const HistoryEntry = z.union([StateSchema, z.object({ state: z.string(), last_changed: z.iso.datetime() })]);
+const flag = z.string().optional().describe('Present = on');
+const HistoryQuery = z.object({
+  filter_entity_id: z.string().optional().describe('Comma-separated entity ids; default: all you can see'),
+  end_time: z.iso.datetime({ offset: true }).optional().describe('Default: now'),
+  minimal_response: flag,
+  no_attributes: flag,
+  significant_changes_only: flag,
+});
+
+const tags = ['States'];
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/states',
+    tags,
+    summary: 'The states of every entity you can see',
+    responses: { 200: json(z.array(StateSchema), 'States'), ...errors(401) },
+  }),
+  get: createRoute({
+    method: 'get',
+    path: '/states/{entity_id}',
+    tags,
+    summary: "One entity's state",
+    request: { params: EntityParam },
+    responses: { 200: json(StateSchema, 'The state'), ...errors(400, 401, 404) },
+  }),
+  set: createRoute({
+    method: 'post',
+    path: '/states/{entity_id}',
+    tags,
+    summary: 'Create or update an entity’s state (admins of its home)',
+    description: 'Sets the representation only; it does not talk to a device.',
+    request: { params: EntityParam, body: jsonBody(StateInput) },
+    responses: {
+      200: json(StateSchema, 'Updated'),
+      201: json(StateSchema, 'Created'),
+      ...errors(400, 401, 403, 404, 409, 415),
+    },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/states/{entity_id}',
+    tags,
+    summary: 'Remove a virtual entity (admins of its home)',
+    request: { params: EntityParam },
+    responses: { 200: json(z.object({ message: z.string() }), 'Removed'), ...errors(400, 401, 403, 404, 409) },
+  }),
+  history: createRoute({
+    method: 'get',
+    path: '/history/period/{start}',
+    tags: ['History'],
+    summary: 'States over a period: one array per entity, oldest first',
+    request: { params: z.object({ start: z.iso.datetime({ offset: true }) }), query: HistoryQuery },
+    responses: { 200: json(z.array(z.array(HistoryEntry)), 'History'), ...errors(400, 401) },
+  }),
+  historyLastDay: createRoute({
+    method: 'get',
+    path: '/history/period',
+    tags: ['History'],
+    summary: 'States over the last day',
+    request: { query: HistoryQuery },
+    responses: { 200: json(z.array(z.array(HistoryEntry)), 'History'), ...errors(400, 401) },
+  }),
+};
+
+function visibleEntry(states: StateMachine, principal: Principal, entityId: string) {
+  if (!isValidEntityId(entityId)) throw hubError('HUB_ERR_INVALID_ENTITY_ID', `Invalid entity id "${entityId}"`);
+  const entry = states.entry(entityId);
+  if (!entry || !homeRole(principal, entry.homeId)) throw hubError('HUB_ERR_ENTITY_NOT_FOUND', `Entity ${entityId} not found`);
+  return entry;
+}
+
+export function stateRoutes({ db, states }: { db: Kysely<Database>; states: StateMachine }) {
+  const router = createRouter();
+
+  router.openapi(routes.list, (c) => {
+    const principal = c.var.principal;
+    const visible = [...states.entries()].filter((e) => homeRole(principal, e.homeId)).map((e) => e.state);
+    return c.json(visible, 200);
+  });
+
+  router.openapi(routes.get, (c) => c.json(visibleEntry(states, c.var.principal, c.req.valid('param').entity_id).state, 200));
+
+  router.openapi(routes.set, async (c) => {
+    const principal = c.var.principal;
+    const { entity_id } = c.req.valid('param');
+    if (!isValidEntityId(entity_id)) throw hubError('HUB_ERR_INVALID_ENTITY_ID', `Invalid entity id "${entity_id}"`);
+    const body = c.req.valid('json');
+    const existing = states.entry(entity_id);
+    if (existing && !homeRole(principal, existing.homeId)) throw hubError('HUB_ERR_ENTITY_NOT_FOUND', `Entity ${entity_id} not found`);
+    const homeId = existing?.homeId ?? resolveHome(principal, body.home_id);
+    if (body.home_id && body.home_id !== homeId) throw hubError('HUB_ERR_VALIDATION', `${entity_id} belongs to another home`);
+    requireHomeRole(principal, homeId, 'admin');
+    if (!existing) {
+      const home = await db.selectFrom('homes').select('id').where('id', '=', homeId).executeTakeFirst();
+      if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND');
+    }
+    const state = states.set(entity_id, body.state, body.attributes, {
+      homeId,
+      owner: existing?.owner ?? 'api',
+      context: createContext({ user_id: principal.user.id }),
+    });
+    c.header('Location', `/api/states/${entity_id}`);
+    return existing ? c.json(state, 200) : c.json(state, 201);
+  });
+
+  router.openapi(routes.remove, (c) => {
+    const principal = c.var.principal;
+    const { entity_id } = c.req.valid('param');
+    const entry = visibleEntry(states, principal, entity_id);
+    requireHomeRole(principal, entry.homeId, 'admin');
+    if (entry.owner !== 'api') throw hubError('HUB_ERR_ENTITY_OWNED', `${entity_id} is managed by ${entry.owner}; disable the plugin instead`);
+    states.remove(entity_id, createContext({ user_id: principal.user.id }));
+    return c.json({ message: 'Entity removed.' }, 200);
+  });
+
+  const history = async (principal: Principal, start: Date, query: z.infer<typeof HistoryQuery>) => {
+    await states.flush();
+    return historyPeriod(db, principal, {
+      start,
+      end: query.end_time ? new Date(query.end_time) : new Date(),
+      entityIds: query.filter_entity_id?.split(',').map((s) => s.trim()).filter(Boolean) ?? [],
+      minimalResponse: query.minimal_response !== undefined,
+      noAttributes: query.no_attributes !== undefined,
+      significantChangesOnly: query.significant_changes_only !== undefined,
+    });
+  };
+  router.openapi(routes.history, async (c) =>
+    c.json(await history(c.var.principal, new Date(c.req.valid('param').start), c.req.valid('query')), 200),
+  );
+  router.openapi(routes.historyLastDay, async (c) =>
+    c.json(await history(c.var.principal, new Date(Date.now() - 86_400_000), c.req.valid('query')), 200),
+  );
+
+  return router;
+}
