@@ -87,9 +87,10 @@ export interface PluginContext<Config = unknown> {
   readonly entities: {
     /**
      * Creates (or takes back, after a restart) an entity owned by the plugin. Only the plugin
-     * can change it; it is removed when the plugin stops.
+     * can change it; it is removed when the plugin is disabled, and kept (persisted) when the
+     * hub stops. Rejects when the home does not exist or another owner has the entity id.
      */
-    register(entity: EntityRegistration): EntityHandle;
+    register(entity: EntityRegistration): Promise<EntityHandle>;
   };
   /** Read access to every entity's state (the plugin sees all homes: filter for callers). */
   readonly states: {

@@ -99,7 +99,13 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** The SQLSTATE of a database error (both drivers put it in `code`), or ''. */
+export function sqlState(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
 /** Whether a database error is a unique-constraint violation (SQLSTATE 23505). */
 export function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
+  return sqlState(error) === '23505';
 }

@@ -135,8 +135,10 @@ export class PluginManager {
     for (const id of this.#order) {
       const loaded = this.#plugins.get(id)!;
       if (loaded.status === 'failed') continue; // failed the ordering
+      const notRunning = (loaded.source.definition.dependsOn ?? []).find((dep) => this.#plugins.get(dep)?.status !== 'running');
       if (this.kernel.disabledByConfig.has(id)) this.#mark(loaded, 'disabled', 'Disabled by HUB_DISABLED_PLUGINS');
       else if (disabledInDb.has(id)) this.#mark(loaded, 'disabled', 'Disabled by an administrator');
+      else if (notRunning) this.#mark(loaded, 'failed', `Depends on "${notRunning}", which is not running`);
       else await this.#start(loaded);
     }
   }
@@ -335,7 +337,9 @@ export class PluginManager {
         register: (action) => scope.add(actions.register(action)),
       },
       entities: {
-        register: (entity) => {
+        register: async (entity) => {
+          const home = await db.selectFrom('homes').select('id').where('id', '=', entity.home_id).executeTakeFirst();
+          if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND', `Entity ${entity.entity_id}: no home ${entity.home_id}`);
           const handle = registerEntity(states, owner, entity);
           scope.add(() => states.remove(handle.entityId), { keepOnShutdown: true });
           return handle;

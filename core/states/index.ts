@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { sql, type Kysely } from 'kysely';
 import type { EventBus } from '../bus/index.js';
 import { createContext, type Context } from '../bus/index.js';
-import type { Database } from '../db/index.js';
+import { sqlState, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
@@ -191,7 +191,10 @@ export class StateMachine {
     const batch = this.#pending;
     this.#pending = { current: new Map(), history: [] };
     this.#flushing = this.#write(batch)
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
+        // A constraint violation (SQLSTATE class 23) is in the data, not the connection:
+        // retrying the batch would fail forever, so write row by row and drop the bad ones.
+        if (sqlState(error).startsWith('23')) return this.#writeEachAlone(batch);
         this.#requeue(batch);
         throw error;
       })
@@ -242,6 +245,18 @@ export class StateMachine {
     const overflow = history.length - this.#options.maxPendingHistory;
     if (overflow > 0) this.#droppedHistory += overflow;
     this.#pending.history = overflow > 0 ? history.slice(overflow) : history;
+  }
+
+  async #writeEachAlone(batch: PendingWrite): Promise<void> {
+    for (const [entityId, entry] of batch.current) {
+      const history = batch.history.filter((h) => h.entry.state.entity_id === entityId);
+      try {
+        await this.#write({ current: new Map([[entityId, entry]]), history });
+      } catch (error) {
+        this.#droppedHistory += history.length;
+        this.log.error({ err: error, entityId }, 'state not persisted: the database refused it');
+      }
+    }
   }
 
   async #write(batch: PendingWrite): Promise<void> {

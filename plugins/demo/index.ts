@@ -20,7 +20,7 @@ export default definePlugin({
     // The entity needs a home; without one configured the rest of the plugin still works.
     let counter: EntityHandle | undefined;
     if (ctx.config.homeId) {
-      counter = ctx.entities.register({
+      counter = await ctx.entities.register({
         entity_id: 'counter.demo',
         home_id: ctx.config.homeId,
         initial: { state: '0', attributes: { friendly_name: 'Demo counter', step: 1 } },
