@@ -3,7 +3,8 @@
  * stronger than its owner's there; only the SHA-256 is stored, the token is shown once.
  */
 import type { Kysely } from 'kysely';
-import type { ApiToken, Database, Role } from '../db/index.js';
+import type { ApiToken, Database, Role, User } from '../db/index.js';
+import { membershipsOf, type Membership } from './principal.js';
 import { generateSecret, hashSecret } from './secret-token.js';
 
 /** Every API token starts with this, so a bearer credential is routed without a lookup. */
@@ -35,16 +36,36 @@ export async function createApiToken(
   return { token, record };
 }
 
-/** The token's record if it exists and has not expired; notes when it was last used. */
-export async function validateApiToken(db: Kysely<Database>, token: string): Promise<ApiToken | undefined> {
-  const record = await db.selectFrom('api_tokens').selectAll().where('token_hash', '=', hashSecret(token)).executeTakeFirst();
-  if (!record) return undefined;
+/**
+ * The token, its owner and the owner's memberships, if the token exists and has not expired;
+ * notes when it was last used.
+ */
+export async function validateApiToken(
+  db: Kysely<Database>,
+  token: string,
+): Promise<{ token: Pick<ApiToken, 'id' | 'home_id' | 'role'>; user: User; homes: Membership[] } | undefined> {
+  const row = await db
+    .selectFrom('api_tokens')
+    .innerJoin('users', 'users.id', 'api_tokens.user_id')
+    .selectAll('users')
+    .select((eb) => [
+      'api_tokens.id as token_id',
+      'api_tokens.home_id as token_home_id',
+      'api_tokens.role as token_role',
+      'api_tokens.expires_at as token_expires_at',
+      'api_tokens.last_used_at as token_last_used_at',
+      membershipsOf(eb),
+    ])
+    .where('api_tokens.token_hash', '=', hashSecret(token))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { token_id, token_home_id, token_role, token_expires_at, token_last_used_at, homes, ...user } = row;
   const now = Date.now();
-  if (record.expires_at && record.expires_at.getTime() <= now) return undefined;
-  if (!record.last_used_at || now - record.last_used_at.getTime() > LAST_USED_PRECISION_MS) {
-    await db.updateTable('api_tokens').set({ last_used_at: new Date(now) }).where('id', '=', record.id).execute();
+  if (token_expires_at && token_expires_at.getTime() <= now) return undefined;
+  if (!token_last_used_at || now - token_last_used_at.getTime() > LAST_USED_PRECISION_MS) {
+    await db.updateTable('api_tokens').set({ last_used_at: new Date(now) }).where('id', '=', token_id).execute();
   }
-  return record;
+  return { token: { id: token_id, home_id: token_home_id, role: token_role }, user, homes };
 }
 
 export function listApiTokens(db: Kysely<Database>, userId: string): Promise<ApiTokenView[]> {

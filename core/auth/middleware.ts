@@ -9,7 +9,7 @@ import type { HubEnv } from '../api/rest/index.js';
 import type { Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import { API_TOKEN_PREFIX, validateApiToken } from './api-tokens.js';
-import { loadMemberships, toPublicUser, weakerRole, type Principal } from './principal.js';
+import { toPublicUser, weakerRole, type Principal } from './principal.js';
 import { validateSessionToken, type Session } from './sessions.js';
 
 export const SESSION_COOKIE = 'hub_session';
@@ -81,12 +81,11 @@ function bearerToken(c: Context): string | undefined {
 }
 
 async function principalFromApiToken(db: Kysely<Database>, token: string): Promise<Principal | undefined> {
-  const record = await validateApiToken(db, token);
-  if (!record) return undefined;
-  const user = await db.selectFrom('users').selectAll().where('id', '=', record.user_id).executeTakeFirst();
-  if (!user || user.disabled) return undefined;
+  const valid = await validateApiToken(db, token);
+  if (!valid || valid.user.disabled) return undefined;
+  const { token: record, user } = valid;
   // The token never grants more than its owner holds in the home today.
-  const ownRole = user.is_admin ? 'admin' : (await loadMemberships(db, user.id)).get(record.home_id);
+  const ownRole = user.is_admin ? 'admin' : valid.homes.find((m) => m.home_id === record.home_id)?.role;
   if (!ownRole) return undefined;
   return {
     user: toPublicUser(user),
@@ -101,16 +100,14 @@ async function principalFromSession(
   token: string,
 ): Promise<{ principal: Principal; session: Session; renewed: boolean } | undefined> {
   const valid = await validateSessionToken(db, token);
-  if (!valid) return undefined;
-  const user = await db.selectFrom('users').selectAll().where('id', '=', valid.session.userId).executeTakeFirst();
-  if (!user || user.disabled) return undefined;
+  if (!valid || valid.user.disabled) return undefined;
   const principal: Principal = {
-    user: toPublicUser(user),
+    user: toPublicUser(valid.user),
     via: { kind: 'session', sessionId: valid.session.id },
-    isAdmin: user.is_admin,
-    homes: await loadMemberships(db, user.id),
+    isAdmin: valid.user.is_admin,
+    homes: new Map(valid.homes.map((m) => [m.home_id, m.role])),
   };
-  return { principal, ...valid };
+  return { principal, session: valid.session, renewed: valid.renewed };
 }
 
 /** The caller a bearer credential (session token or API token) stands for, if it is valid. */

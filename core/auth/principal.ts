@@ -2,7 +2,8 @@
  * Who is calling and what they may touch. Every handler asks these functions, never the
  * tables, so the rules for admins, members and scoped API tokens live in one place.
  */
-import type { Expression, ExpressionBuilder, Kysely, ReferenceExpression, SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, ReferenceExpression, SqlBool } from 'kysely';
+import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import { ROLES, type Database, type Role, type User } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 
@@ -71,11 +72,15 @@ export function requireSession(principal: Principal): void {
   }
 }
 
-/** The homes a user belongs to, with their role in each. */
-export async function loadMemberships(db: Kysely<Database>, userId: string): Promise<Map<string, Role>> {
-  const rows = await db.selectFrom('home_members').select(['home_id', 'role']).where('user_id', '=', userId).execute();
-  return new Map(rows.map((r) => [r.home_id, r.role]));
+/**
+ * The user's memberships as a JSON array column, for queries that join `users`: the caller,
+ * their account and their homes come back in one round trip on every request.
+ */
+export function membershipsOf(eb: ExpressionBuilder<Database & { users: Database['users'] }, 'users'>) {
+  return jsonArrayFrom(eb.selectFrom('home_members').select(['home_id', 'role']).whereRef('home_members.user_id', '=', 'users.id')).as('homes');
 }
+
+export type Membership = { home_id: string; role: Role };
 
 /**
  * A `where` condition keeping rows of the homes the caller can see: every query over

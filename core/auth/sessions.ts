@@ -3,7 +3,8 @@
  * holds only its SHA-256, and the expiry slides forward while the session is in use.
  */
 import type { Kysely } from 'kysely';
-import type { Database } from '../db/index.js';
+import type { Database, User } from '../db/index.js';
+import { membershipsOf, type Membership } from './principal.js';
 import { generateSecret, hashSecret } from './secret-token.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -39,26 +40,34 @@ export async function createSession(
 }
 
 /**
- * Looks a session token up. Expired sessions are deleted and yield `undefined`; a session in
- * the second half of its life is renewed (`renewed: true` tells the caller to reissue the cookie).
+ * Looks a session token up, with its user and the user's memberships. Expired sessions are
+ * deleted and yield `undefined`; a session in the second half of its life is renewed
+ * (`renewed: true` tells the caller to reissue the cookie).
  */
 export async function validateSessionToken(
   db: Kysely<Database>,
   token: string,
-): Promise<{ session: Session; renewed: boolean } | undefined> {
+): Promise<{ session: Session; renewed: boolean; user: User; homes: Membership[] } | undefined> {
   const id = hashSecret(token);
-  const row = await db.selectFrom('sessions').select(['user_id', 'expires_at']).where('id', '=', id).executeTakeFirst();
+  const row = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .selectAll('users')
+    .select((eb) => ['sessions.expires_at', membershipsOf(eb)])
+    .where('sessions.id', '=', id)
+    .executeTakeFirst();
   if (!row) return undefined;
+  const { expires_at, homes, ...user } = row;
   const now = Date.now();
-  if (row.expires_at.getTime() <= now) {
+  if (expires_at.getTime() <= now) {
     await db.deleteFrom('sessions').where('id', '=', id).execute();
     return undefined;
   }
-  const session: Session = { id, userId: row.user_id, expiresAt: row.expires_at };
-  if (row.expires_at.getTime() - now >= SESSION_RENEW_BELOW_MS) return { session, renewed: false };
+  const session: Session = { id, userId: user.id, expiresAt: expires_at };
+  if (expires_at.getTime() - now >= SESSION_RENEW_BELOW_MS) return { session, renewed: false, user, homes };
   session.expiresAt = new Date(now + SESSION_LIFETIME_MS);
   await db.updateTable('sessions').set({ expires_at: session.expiresAt }).where('id', '=', id).execute();
-  return { session, renewed: true };
+  return { session, renewed: true, user, homes };
 }
 
 export async function invalidateSession(db: Kysely<Database>, sessionId: string): Promise<void> {
