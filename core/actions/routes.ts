@@ -1,6 +1,7 @@
 /** `GET /api/services`, `POST /api/services/{domain}/{service}`: Home Assistant's REST shapes. */
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter, errors, json } from '../api/rest/index.js';
+import { ROLES } from '../db/index.js';
 import { StateSchema } from '../states/index.js';
 import { servicesByDomain } from './describe.js';
 import type { ActionRegistry } from './index.js';
@@ -12,8 +13,27 @@ const CallResponse = z
   .object({ changed_states: z.array(StateSchema), service_response: z.unknown() })
   .openapi('ServiceResponse');
 
+const ActionSchema = z
+  .object({
+    domain: z.string(),
+    name: z.string(),
+    description: z.string(),
+    role: z.enum(ROLES).describe('Least role needed in the home the call touches'),
+    target: z.object({ domain: z.string().optional() }).nullable().describe('Set for entity actions'),
+    response: z.enum(['none', 'optional', 'only']),
+    fields: z.record(z.string(), z.unknown()).describe('JSON Schema of the data'),
+  })
+  .openapi('Action');
+
 const tags = ['Actions'];
 const routes = {
+  actions: createRoute({
+    method: 'get',
+    path: '/actions',
+    tags,
+    summary: 'Actions you can call, each with the JSON Schema of its data (for editors and tools)',
+    responses: { 200: json(z.array(ActionSchema), 'Actions by name'), ...errors(401) },
+  }),
   list: createRoute({
     method: 'get',
     path: '/services',
@@ -43,6 +63,8 @@ const routes = {
 
 export function actionRoutes({ actions }: { actions: ActionRegistry }) {
   const router = createRouter();
+
+  router.openapi(routes.actions, (c) => c.json(actions.list(c.var.principal), 200));
 
   router.openapi(routes.list, (c) => {
     const byDomain = servicesByDomain(actions.list(c.var.principal));

@@ -105,6 +105,19 @@ describe('GET /api/services', () => {
   });
 });
 
+describe('GET /api/actions', () => {
+  it('gives each action with the JSON Schema of its data', async () => {
+    const list = (await (await t.request('/api/actions', { token: viewer.token })).json()) as { domain: string; name: string; fields: Record<string, unknown> }[];
+    const preview = list.find((a) => a.domain === 'schedule' && a.name === 'preview');
+    expect(preview).toMatchObject({
+      role: 'viewer',
+      response: 'only',
+      target: null,
+      fields: { type: 'object', required: ['home_id', 'days'], properties: { days: { type: 'integer', minimum: 1, maximum: 14 } } },
+    });
+  });
+});
+
 describe('/api/events', () => {
   it('fires an event scoped to the caller’s home', async () => {
     const received: { home_id: string | null; context: { user_id: string | null } }[] = [];

@@ -26,8 +26,28 @@ describe('public routes', () => {
     const doc = await (await t.request('/api/openapi.json')).json();
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/api/health', '/api/auth/login', '/api/homes', '/api/homes/{id}/members/{user_id}', '/api/tokens/{id}', '/api/users']),
+      expect.arrayContaining([
+        '/api/health',
+        '/api/auth/login',
+        '/api/homes',
+        '/api/homes/{id}/members/{user_id}',
+        '/api/tokens/{id}',
+        '/api/users',
+        '/api/states/{entity_id}',
+        '/api/services/{domain}/{service}',
+        '/api/events/{event_type}',
+        '/api/history/period/{start}',
+        '/api/jobs/{id}/run',
+        '/api/plugins/{id}/enable',
+      ]),
     );
+  });
+
+  it('GET /api/docs is a page over the OpenAPI document', async () => {
+    const res = await t.request('/api/docs');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await res.text()).toContain("fetch('/api/openapi.json')");
   });
 });
 
