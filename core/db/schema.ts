@@ -66,12 +66,10 @@ export interface ApiTokensTable {
   expires_at: Timestamp | null;
 }
 
-export interface EntityStatesTable {
+/** The columns a current state and a history row share. */
+interface StateColumns {
   entity_id: string;
   home_id: string;
-  device_id: string | null;
-  owner: string;
-  state: string;
   attributes: ColumnType<Record<string, unknown>, Record<string, unknown>, Record<string, unknown>>;
   last_changed: Timestamp;
   last_updated: Timestamp;
@@ -80,18 +78,16 @@ export interface EntityStatesTable {
   context_user_id: string | null;
 }
 
-export interface StateHistoryTable {
+export interface EntityStatesTable extends StateColumns {
+  device_id: string | null;
+  owner: string;
+  state: string;
+}
+
+export interface StateHistoryTable extends StateColumns {
   id: Generated<string>;
-  entity_id: string;
-  home_id: string;
   /** Null records the entity's removal. */
   state: string | null;
-  attributes: ColumnType<Record<string, unknown>, Record<string, unknown>, Record<string, unknown>>;
-  last_changed: Timestamp;
-  last_updated: Timestamp;
-  context_id: string;
-  context_parent_id: string | null;
-  context_user_id: string | null;
 }
 
 export interface JobsTable {

@@ -6,6 +6,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { sql, type Kysely } from 'kysely';
+import { homeRole, type Principal } from '../auth/index.js';
 import type { EventBus } from '../bus/index.js';
 import { createContext, type Context } from '../bus/index.js';
 import { sqlState, type Database } from '../db/index.js';
@@ -114,6 +115,11 @@ export class StateMachine {
   /** Every entry; filter with the caller's homes before showing them to anyone. */
   entries(): IterableIterator<Entry> {
     return this.#entries.values();
+  }
+
+  /** The states of the caller's homes. */
+  visibleTo(principal: Principal): State[] {
+    return [...this.#entries.values()].filter((e) => homeRole(principal, e.homeId)).map((e) => e.state);
   }
 
   get size(): number {

@@ -106,11 +106,7 @@ function visibleEntry(states: StateMachine, principal: Principal, entityId: stri
 export function stateRoutes({ db, states }: { db: Kysely<Database>; states: StateMachine }) {
   const router = createRouter();
 
-  router.openapi(routes.list, (c) => {
-    const principal = c.var.principal;
-    const visible = [...states.entries()].filter((e) => homeRole(principal, e.homeId)).map((e) => e.state);
-    return c.json(visible, 200);
-  });
+  router.openapi(routes.list, (c) => c.json(states.visibleTo(c.var.principal), 200));
 
   router.openapi(routes.get, (c) => c.json(visibleEntry(states, c.var.principal, c.req.valid('param').entity_id).state, 200));
 

@@ -171,7 +171,7 @@ class Connection {
         this.#coalesce = z.object({ features: z.object({ coalesce_messages: z.number().optional() }) }).parse(msg).features.coalesce_messages === 1;
         return this.#result(id, null);
       case 'get_states':
-        return this.#result(id, [...states.entries()].filter((e) => homeRole(principal, e.homeId)).map((e) => e.state));
+        return this.#result(id, states.visibleTo(principal));
       case 'get_services':
         return this.#result(id, servicesByDomain(actions.list(principal)));
       case 'get_config':
