@@ -78,14 +78,17 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         ? { kind: 'postgres', url: config.databaseUrl }
         : { kind: 'pglite', dataDir: path.join(config.dataDir, 'pglite') },
     ));
-  const { db } = database;
-
   try {
-    await migrate(db, [{ scope: 'core', dir: CORE_MIGRATIONS_DIR }], log);
+    return await assemble(config, options, log, database, startedAt);
   } catch (error) {
     await database.close();
     throw error;
   }
+}
+
+async function assemble(config: HubConfig, options: HubOptions, log: Logger, database: HubDatabase, startedAt: number): Promise<Hub> {
+  const { db } = database;
+  await migrate(db, [{ scope: 'core', dir: CORE_MIGRATIONS_DIR }], log);
   const firstRunAdmin = await ensureFirstAdmin(db, config.admin);
   if (firstRunAdmin) log.info({ email: firstRunAdmin.email }, 'first administrator created');
 

@@ -22,7 +22,10 @@ export interface ActionCall<D> {
   context: Context;
   /** Who called; null when the hub itself did (a job, an automation). */
   user: PublicUser | null;
-  /** For entity actions: the targeted entities, each checked for access. */
+  /**
+   * For entity actions: the targeted entities (from `target` and `data.entity_id`), each
+   * checked for access. Act on these, never on ids of your own choosing.
+   */
   entityIds: string[];
   /** For home actions: the `home_id` from the data, checked for access. */
   homeId: string | null;
@@ -174,8 +177,9 @@ export class ActionRegistry {
   #authorize(definition: ActionDefinition, data: unknown, options: CallOptions) {
     const principal = options.principal;
     if (definition.target) {
+      // Targets may come in `target` and in the data; every one of them is checked.
       const fromData = (data as { entity_id?: string | string[] } | undefined)?.entity_id;
-      const entityIds = toArray(options.target?.entity_id ?? fromData);
+      const entityIds = [...new Set([...toArray(options.target?.entity_id), ...toArray(fromData)])];
       if (entityIds.length === 0) throw hubError('HUB_ERR_VALIDATION', 'This action needs target.entity_id');
       const homes = new Set<string>();
       for (const entityId of entityIds) {

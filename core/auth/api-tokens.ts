@@ -15,6 +15,8 @@ const LAST_USED_PRECISION_MS = 60_000;
 
 export type ApiTokenView = Omit<ApiToken, 'token_hash'>;
 
+const VIEW_COLUMNS = ['id', 'user_id', 'home_id', 'role', 'name', 'hint', 'created_at', 'last_used_at', 'expires_at'] as const;
+
 export async function createApiToken(
   db: Kysely<Database>,
   input: { userId: string; homeId: string; role: Role; name: string; expiresAt: Date | null },
@@ -31,7 +33,7 @@ export async function createApiToken(
       hint: token.slice(-4),
       expires_at: input.expiresAt,
     })
-    .returning(['id', 'user_id', 'home_id', 'role', 'name', 'hint', 'created_at', 'last_used_at', 'expires_at'])
+    .returning(VIEW_COLUMNS)
     .executeTakeFirstOrThrow();
   return { token, record };
 }
@@ -71,7 +73,7 @@ export async function validateApiToken(
 export function listApiTokens(db: Kysely<Database>, userId: string): Promise<ApiTokenView[]> {
   return db
     .selectFrom('api_tokens')
-    .select(['id', 'user_id', 'home_id', 'role', 'name', 'hint', 'created_at', 'last_used_at', 'expires_at'])
+    .select(VIEW_COLUMNS)
     .where('user_id', '=', userId)
     .orderBy('created_at')
     .execute();

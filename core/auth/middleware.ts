@@ -16,17 +16,20 @@ export const SESSION_COOKIE = 'hub_session';
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** The client's address: the connection's peer, or with `trustProxy` the address the proxy saw. */
-export function clientAddress(c: Context, trustProxy: boolean): string {
+/**
+ * The client's address: the connection's peer, or with `trustProxy` the address the proxy saw;
+ * undefined for an in-process request (`app.request`), which has no socket.
+ */
+export function clientAddress(c: Context, trustProxy: boolean): string | undefined {
   if (trustProxy) {
     // The right-most entry is the one our own proxy appended; entries left of it are the client's say-so.
     const forwarded = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
     if (forwarded) return forwarded;
   }
   try {
-    return getConnInfo(c).remote.address ?? 'unknown';
+    return getConnInfo(c).remote.address;
   } catch {
-    return 'unknown'; // no socket: an in-process request (tests, app.request)
+    return undefined;
   }
 }
 

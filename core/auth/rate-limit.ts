@@ -45,19 +45,21 @@ export class SlidingWindowLimiter {
   }
 }
 
-/** Login limits: per client address on every attempt, per account on failures. */
+/**
+ * Login limits: 30 attempts per client address per 10 minutes, 5 per account per 15 minutes.
+ * An attempt counts before the password is checked, so parallel guesses cannot slip through
+ * while the (slow) hash runs; a successful login clears its account's count.
+ */
 export function createLoginLimiter() {
   const byIp = new SlidingWindowLimiter(30, 10 * 60_000);
   const byAccount = new SlidingWindowLimiter(5, 15 * 60_000);
   return {
     /** Seconds to wait before this attempt may run, or 0. */
-    retryAfter(ip: string, email: string): number {
-      return Math.max(byIp.retryAfter(ip), byAccount.retryAfter(email));
+    retryAfter(ip: string | undefined, email: string): number {
+      return Math.max(ip ? byIp.retryAfter(ip) : 0, byAccount.retryAfter(email));
     },
-    attempted(ip: string): void {
-      byIp.hit(ip);
-    },
-    failed(email: string): void {
+    attempted(ip: string | undefined, email: string): void {
+      if (ip) byIp.hit(ip);
       byAccount.hit(email);
     },
     succeeded(email: string): void {

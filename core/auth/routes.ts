@@ -151,11 +151,10 @@ export function authRoutes({ db, config }: AuthRoutesOptions) {
     const ip = clientAddress(c, config.trustProxy);
     const wait = limiter.retryAfter(ip, email);
     if (wait > 0) throw hubError('HUB_ERR_RATE_LIMITED', undefined, { headers: { 'Retry-After': String(wait) } });
-    limiter.attempted(ip);
+    limiter.attempted(ip, email);
 
     const user = await db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
     if (!(await verifyPassword(password, user?.password_hash)) || !user) {
-      limiter.failed(email);
       c.var.log.info({ email, ip }, 'login failed');
       throw hubError('HUB_ERR_INVALID_CREDENTIALS');
     }

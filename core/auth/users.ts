@@ -1,6 +1,6 @@
 /** `/api/users`: hub administrators manage accounts. */
 import { createRoute, z } from '@hono/zod-openapi';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { createRouter, errors, json, jsonBody, presentUser, UserSchema } from '../api/rest/index.js';
 import type { Database, User } from '../db/index.js';
 import { hubError } from '../errors/index.js';
@@ -78,7 +78,9 @@ export function userRoutes({ db }: { db: Kysely<Database> }) {
     const patch = c.req.valid('json');
     const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
     const user = await db.transaction().execute(async (trx) => {
-      const current = await trx.selectFrom('users').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+      // One admin change at a time, so two admins cannot demote each other at once.
+      await sql`select pg_advisory_xact_lock(hashtext('hub_admins'))`.execute(trx);
+      const current = await trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
       if (!current) throw hubError('HUB_ERR_USER_NOT_FOUND');
       const losesAdmin = current.is_admin && !current.disabled && (patch.is_admin === false || patch.disabled === true);
       if (losesAdmin) await requireAnotherActiveAdmin(trx, id);

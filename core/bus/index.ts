@@ -11,7 +11,7 @@ import type { CoreEvents } from './events.js';
 
 export { createContext, ulid, type Context } from './context.js';
 export type { CoreEvents, StateChangedData } from './events.js';
-export { eventRoutes } from './routes.js';
+export { EVENT_TYPE, eventRoutes, fireAsCaller } from './routes.js';
 
 export interface HubEvent<D = Record<string, unknown>> {
   event_type: string;
@@ -135,7 +135,17 @@ export class EventBus {
   }
 }
 
+/**
+ * Hub-wide events every signed-in caller may see. Other events without a home (an admin's
+ * action, a call touching several homes) are for administrators only.
+ */
+const PUBLIC_HUB_EVENTS = new Set(['hub_started', 'hub_stop', 'service_registered', 'service_removed', 'plugin_loaded', 'plugin_failed', 'plugin_stopped']);
+
 /** Whether a caller who can see `homes` (or everything, as admin) may see this event. */
-export function canSee(event: Pick<HubEvent, 'home_id'>, viewer: { isAdmin: boolean; homes: ReadonlyMap<string, unknown> }): boolean {
-  return viewer.isAdmin || event.home_id === null || viewer.homes.has(event.home_id);
+export function canSee(
+  event: Pick<HubEvent, 'home_id' | 'event_type'>,
+  viewer: { isAdmin: boolean; homes: ReadonlyMap<string, unknown> },
+): boolean {
+  if (viewer.isAdmin) return true;
+  return event.home_id === null ? PUBLIC_HUB_EVENTS.has(event.event_type) : viewer.homes.has(event.home_id);
 }

@@ -1,9 +1,9 @@
 /** `GET /api/events`, `POST /api/events/{event_type}`: Home Assistant's REST shapes. */
 import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter, errors, json } from '../api/rest/index.js';
-import { requireHomeRole, resolveHome } from '../auth/index.js';
+import { requireHomeRole, resolveHome, type Principal } from '../auth/index.js';
 import { hubError } from '../errors/index.js';
-import { createContext, type EventBus } from './index.js';
+import { createContext, type EventBus, type HubEvent } from './index.js';
 
 /** Events only the kernel fires: a client faking them would mislead every subscriber. */
 const RESERVED = new Set([
@@ -18,6 +18,9 @@ const RESERVED = new Set([
   'hub_started',
   'hub_stop',
 ]);
+
+/** Event types clients may fire: letters, digits and `_ . : -`. */
+export const EVENT_TYPE = /^[a-z0-9_.:-]{1,64}$/i;
 
 const tags = ['Events'];
 const routes = {
@@ -40,12 +43,25 @@ const routes = {
       'The body is the event data. `home_id` in it scopes the event to that home (you need the owner role ' +
       'there); members of one home may leave it out. Events for the whole hub are for administrators.',
     request: {
-      params: z.object({ event_type: z.string().regex(/^[a-z0-9_.:-]{1,64}$/i, 'letters, digits, _ . : - (at most 64)') }),
+      params: z.object({ event_type: z.string().regex(EVENT_TYPE, 'letters, digits, _ . : - (at most 64)') }),
       body: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, required: false },
     },
     responses: { 200: json(z.object({ message: z.string() }), 'Fired'), ...errors(400, 401, 403, 404, 415) },
   }),
 };
+
+/**
+ * Fires an event for a caller (REST and WebSocket alike). `home_id` in the data scopes it to
+ * that home, where the caller needs the owner role; members of one home may leave it out;
+ * hub-wide events are for administrators. The kernel's own event types are refused.
+ */
+export function fireAsCaller(bus: EventBus, principal: Principal, eventType: string, data: Record<string, unknown>): HubEvent {
+  if (RESERVED.has(eventType)) throw hubError('HUB_ERR_FORBIDDEN', `${eventType} is fired by the hub only`);
+  const named = typeof data.home_id === 'string' ? data.home_id : undefined;
+  const homeId = principal.isAdmin && !named ? null : resolveHome(principal, named);
+  if (homeId) requireHomeRole(principal, homeId, 'owner');
+  return bus.fire(eventType, data, { homeId, context: createContext({ user_id: principal.user.id }) });
+}
 
 export function eventRoutes({ bus }: { bus: EventBus }) {
   const router = createRouter();
@@ -55,19 +71,8 @@ export function eventRoutes({ bus }: { bus: EventBus }) {
   );
 
   router.openapi(routes.fire, (c) => {
-    const principal = c.var.principal;
     const { event_type } = c.req.valid('param');
-    if (RESERVED.has(event_type)) throw hubError('HUB_ERR_FORBIDDEN', `${event_type} is fired by the hub only`);
-    const data = c.req.valid('json') ?? {};
-    const named = typeof data.home_id === 'string' ? data.home_id : undefined;
-    let homeId: string | null;
-    if (principal.isAdmin && !named) {
-      homeId = null; // a hub-wide event
-    } else {
-      homeId = resolveHome(principal, named);
-      requireHomeRole(principal, homeId, 'owner');
-    }
-    bus.fire(event_type, data, { homeId, context: createContext({ user_id: principal.user.id }) });
+    fireAsCaller(bus, c.var.principal, event_type, c.req.valid('json') ?? {});
     return c.json({ message: `Event ${event_type} fired.` }, 200);
   });
 

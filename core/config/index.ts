@@ -104,7 +104,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0]);
-        const secret = name.includes('PASSWORD') || name === 'DATABASE_URL';
+        const secret = /PASSWORD|SECRET|TOKEN|_URL$/.test(name); // URLs may carry user:password@
         const got = secret ? '' : ` (got ${JSON.stringify(present[name])})`;
         return `${name} ${issue.message}${got}`;
       }),

@@ -79,15 +79,24 @@ export async function openDatabase(source: DatabaseSource): Promise<HubDatabase>
 
 async function lockDirectory(dir: string): Promise<() => Promise<void>> {
   const lockFile = path.join(dir, 'hub.lock');
-  const holder = Number(await readFile(lockFile, 'utf8').catch(() => ''));
-  if (holder && holder !== process.pid && isRunning(holder)) {
-    throw new StartupError(
-      `The embedded database in ${dir} is in use by another hub process (pid ${holder}). ` +
-        'Stop it, or give this hub its own HUB_DATA_DIR.',
-    );
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      // 'wx' creates the file or fails if it exists: two processes cannot both win.
+      await writeFile(lockFile, String(process.pid), { flag: 'wx' });
+      return () => rm(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number(await readFile(lockFile, 'utf8').catch(() => ''));
+    if (holder && isRunning(holder)) {
+      throw new StartupError(
+        `The embedded database in ${dir} is in use by ${holder === process.pid ? 'this process already' : `another hub process (pid ${holder})`}. ` +
+          'Stop it, or give this hub its own HUB_DATA_DIR.',
+      );
+    }
+    await rm(lockFile, { force: true }); // left by a process that is gone
   }
-  await writeFile(lockFile, String(process.pid));
-  return () => rm(lockFile, { force: true });
+  throw new StartupError(`Could not lock the embedded database in ${dir}; another hub is starting on it`);
 }
 
 function isRunning(pid: number): boolean {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 /** A timestamp column: read as a Date, written as a Date or an ISO string. */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -135,7 +135,5 @@ export interface Database {
 }
 
 export type User = Selectable<UsersTable>;
-export type NewUser = Insertable<UsersTable>;
 export type Home = Selectable<HomesTable>;
-export type HomeUpdate = Updateable<HomesTable>;
 export type ApiToken = Selectable<ApiTokensTable>;

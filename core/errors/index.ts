@@ -27,7 +27,6 @@ export const ERRORS = {
   HUB_ERR_ACTION_NOT_FOUND: { status: 404, message: 'Action not found' },
   HUB_ERR_PLUGIN_NOT_FOUND: { status: 404, message: 'Plugin not found' },
   HUB_ERR_JOB_NOT_FOUND: { status: 404, message: 'Job not found' },
-  HUB_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
   HUB_ERR_EMAIL_TAKEN: { status: 409, message: 'A user with this email already exists' },
   HUB_ERR_LAST_OWNER: { status: 409, message: 'A home must keep at least one owner' },
   HUB_ERR_ENTITY_OWNED: { status: 409, message: 'This entity is managed by a plugin' },
@@ -38,7 +37,6 @@ export const ERRORS = {
   HUB_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },
   HUB_ERR_RATE_LIMITED: { status: 429, message: 'Too many attempts; try again later' },
   HUB_ERR_INTERNAL: { status: 500, message: 'Internal error' },
-  HUB_ERR_UNAVAILABLE: { status: 503, message: 'The hub is not ready' },
 } as const satisfies Record<`HUB_ERR_${string}`, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

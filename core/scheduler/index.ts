@@ -65,6 +65,8 @@ interface ActiveJob {
   id: string;
   timezone: string;
   timer: NodeJS.Timeout | undefined;
+  /** A tick claiming in the database now. */
+  ticking: Promise<void> | undefined;
   running: Promise<RunResult> | undefined;
 }
 
@@ -101,7 +103,7 @@ export class Scheduler {
         }),
       )
       .execute();
-    const job: ActiveJob = { definition, id, timezone, timer: undefined, running: undefined };
+    const job: ActiveJob = { definition, id, timezone, timer: undefined, ticking: undefined, running: undefined };
     this.#jobs.set(id, job);
     await this.#arm(job);
     return () => this.#unregister(job);
@@ -126,7 +128,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const job of this.#jobs.values()) clearTimeout(job.timer);
-    await Promise.allSettled([...this.#jobs.values()].map((job) => job.running));
+    await Promise.allSettled([...this.#jobs.values()].flatMap((job) => [job.ticking, job.running]));
   }
 
   async #timezoneOf(definition: JobDefinition): Promise<string> {
@@ -140,31 +142,68 @@ export class Scheduler {
     if (this.#jobs.get(job.id) !== job) return;
     this.#jobs.delete(job.id);
     clearTimeout(job.timer);
-    await job.running;
+    await Promise.allSettled([job.ticking, job.running]);
     await this.db.updateTable('jobs').set({ active: false }).where('id', '=', job.id).execute();
   }
 
   async #arm(job: ActiveJob): Promise<void> {
     if (this.#stopped || this.#jobs.get(job.id) !== job) return;
-    const row = await this.db.selectFrom('jobs').select('next_run').where('id', '=', job.id).executeTakeFirst();
-    const due = row?.next_run?.getTime() ?? Date.now();
-    const delay = Math.min(Math.max(0, due - Date.now()), MAX_SLEEP_MS);
+    // Measured against the database's clock, which decides the claim, not this machine's.
+    const row = await this.db
+      .selectFrom('jobs')
+      .select((eb) => ['next_run', eb.fn<Date>('now').as('now')])
+      .where('id', '=', job.id)
+      .executeTakeFirst();
+    const delay = row?.next_run ? row.next_run.getTime() - row.now.getTime() : 0;
     clearTimeout(job.timer);
-    job.timer = setTimeout(() => void this.#tick(job), delay);
+    job.timer = setTimeout(() => (job.ticking = this.#tick(job).finally(() => (job.ticking = undefined))), Math.min(Math.max(0, delay), MAX_SLEEP_MS));
     job.timer.unref();
   }
 
+  /**
+   * Claims the tick and starts the run without waiting for it, then arms the next tick: a tick
+   * that comes while the run is still going finds the lease held and is skipped.
+   */
   async #tick(job: ActiveJob): Promise<void> {
     try {
+      if (this.#stopped) return;
       const token = await this.#claim(job, true);
-      // No token: another instance claimed the tick, or the previous run still holds the lease.
-      if (token) await this.#run(job, token);
-      else this.log.debug({ job: job.id }, 'tick claimed elsewhere, or skipped while a run is in progress');
+      if (!token) {
+        this.log.debug({ job: job.id }, 'tick claimed elsewhere, or skipped while a run is in progress');
+      } else if (job.running || this.#stopped || this.#jobs.get(job.id) !== job) {
+        await this.#release(job, token);
+      } else {
+        void this.#run(job, token);
+      }
     } catch (error) {
       this.log.warn({ err: error, job: job.id }, 'scheduler tick failed');
     } finally {
       await this.#arm(job).catch((error: unknown) => this.log.warn({ err: error, job: job.id }, 'scheduler could not re-arm'));
     }
+  }
+
+  async #release(job: ActiveJob, token: string): Promise<void> {
+    await this.db
+      .updateTable('jobs')
+      .set({ lease_holder: null, lease_until: null })
+      .where('id', '=', job.id)
+      .where('lease_holder', '=', token)
+      .execute();
+  }
+
+  /** Extends the lease of a run in progress, so a long run never looks abandoned. */
+  #keepLease(job: ActiveJob, token: string): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      this.db
+        .updateTable('jobs')
+        .set({ lease_until: sql`now() + make_interval(secs => ${LEASE_MS / 1000})` })
+        .where('id', '=', job.id)
+        .where('lease_holder', '=', token)
+        .execute()
+        .catch((error: unknown) => this.log.warn({ err: error, job: job.id }, 'could not extend the job lease'));
+    }, LEASE_MS / 2);
+    timer.unref();
+    return timer;
   }
 
   /**
@@ -197,6 +236,7 @@ export class Scheduler {
     const log = this.log.child({ job: job.id });
     const startedAt = new Date();
     const started = performance.now();
+    const lease = this.#keepLease(job, token);
     job.running = (async () => {
       let error: string | null = null;
       try {
@@ -204,23 +244,32 @@ export class Scheduler {
       } catch (cause) {
         error = cause instanceof Error ? cause.message : String(cause);
         log.error({ err: cause }, 'job failed');
+      } finally {
+        clearInterval(lease);
       }
       const durationMs = Math.round(performance.now() - started);
-      await this.db
-        .updateTable('jobs')
-        .set((eb) => ({
-          last_run: startedAt,
-          last_error: error,
-          last_duration_ms: durationMs,
-          run_count: eb('run_count', '+', 1),
-          lease_holder: null,
-          lease_until: null,
-        }))
-        .where('id', '=', job.id)
-        .where('lease_holder', '=', token)
-        .execute();
+      await this.#record(job, token, { startedAt, durationMs, error }).catch((cause: unknown) =>
+        // The lease then expires by itself; the run happened, only its record is lost.
+        log.error({ err: cause }, 'could not record the job run'),
+      );
       return { ok: error === null, durationMs, error };
     })().finally(() => (job.running = undefined));
     return job.running;
+  }
+
+  async #record(job: ActiveJob, token: string, run: { startedAt: Date; durationMs: number; error: string | null }): Promise<void> {
+    await this.db
+      .updateTable('jobs')
+      .set((eb) => ({
+        last_run: run.startedAt,
+        last_error: run.error,
+        last_duration_ms: run.durationMs,
+        run_count: eb('run_count', '+', 1),
+        lease_holder: null,
+        lease_until: null,
+      }))
+      .where('id', '=', job.id)
+      .where('lease_holder', '=', token)
+      .execute();
   }
 }

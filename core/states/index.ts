@@ -13,8 +13,7 @@ import { sqlState, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
-export { historyPeriod, type HistoryQuery } from './history.js';
-export { stateRoutes, StateSchema, ContextSchema } from './routes.js';
+export { stateRoutes, StateSchema } from './routes.js';
 
 /** A state as every API shows it (Home Assistant's shape). */
 export interface State {
@@ -38,6 +37,11 @@ export interface Entry {
 // Home Assistant's rule: lower-case letters, digits and single underscores, not at either end.
 const ENTITY_ID = /^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$/;
 const MAX_STATE_LENGTH = 255;
+
+// PostgreSQL text and jsonb refuse NUL and unpaired UTF-16 surrogates (in JSON they appear
+// as \u0000 and lone \udXXX escapes); refuse them before they reach the writer.
+const STORABLE_JSON_REFUSED = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
+const storable = (text: string) => !text.includes('\0') && text.isWellFormed();
 
 export function isValidEntityId(entityId: string): boolean {
   return entityId.length <= 255 && ENTITY_ID.test(entityId);
@@ -137,6 +141,9 @@ export class StateMachine {
     if (state.length > MAX_STATE_LENGTH) {
       throw hubError('HUB_ERR_VALIDATION', `A state is at most ${MAX_STATE_LENGTH} characters`);
     }
+    if (!storable(state) || STORABLE_JSON_REFUSED.test(JSON.stringify(attributes))) {
+      throw hubError('HUB_ERR_VALIDATION', 'States and attributes cannot hold NUL characters or unpaired surrogates');
+    }
     const old = this.#entries.get(entityId);
     if (old && old.owner !== options.owner) {
       throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} is managed by ${old.owner}`);
@@ -192,15 +199,17 @@ export class StateMachine {
 
   /** Writes everything pending now. Resolves when it is in the database. */
   async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    // Wait out a flush in progress; its failure is its own caller's to handle.
+    while (this.#flushing) await this.#flushing.catch(() => {});
     if (this.#pending.current.size === 0 && this.#pending.history.length === 0) return;
     const batch = this.#pending;
     this.#pending = { current: new Map(), history: [] };
     this.#flushing = this.#write(batch)
       .catch(async (error: unknown) => {
-        // A constraint violation (SQLSTATE class 23) is in the data, not the connection:
-        // retrying the batch would fail forever, so write row by row and drop the bad ones.
-        if (sqlState(error).startsWith('23')) return this.#writeEachAlone(batch);
+        // A data exception or constraint violation (SQLSTATE class 22 or 23) is in the rows,
+        // not the connection: retrying the batch would fail forever, so write row by row and
+        // drop the bad ones.
+        if (/^2[23]/.test(sqlState(error))) return this.#writeEachAlone(batch);
         this.#requeue(batch);
         throw error;
       })
@@ -213,11 +222,6 @@ export class StateMachine {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.flush();
-  }
-
-  /** Rows waiting to be written, and history rows dropped because the database was away. */
-  backlog(): { pendingHistory: number; droppedHistory: number } {
-    return { pendingHistory: this.#pending.history.length, droppedHistory: this.#droppedHistory };
   }
 
   #queue(entityId: string, entry: Entry, removed: boolean): void {
@@ -249,7 +253,10 @@ export class StateMachine {
     }
     const history = [...batch.history, ...this.#pending.history];
     const overflow = history.length - this.#options.maxPendingHistory;
-    if (overflow > 0) this.#droppedHistory += overflow;
+    if (overflow > 0) {
+      this.#droppedHistory += overflow;
+      this.log.error({ dropped: overflow, droppedSoFar: this.#droppedHistory }, 'state history dropped: the database has been unreachable too long');
+    }
     this.#pending.history = overflow > 0 ? history.slice(overflow) : history;
   }
 

@@ -6,10 +6,11 @@ import { homeRole, requireHomeRole, resolveHome, type Principal } from '../auth/
 import { createContext } from '../bus/index.js';
 import type { Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
 import { historyPeriod } from './history.js';
 import { isValidEntityId, type StateMachine } from './index.js';
 
-export const ContextSchema = z
+const ContextSchema = z
   .object({ id: z.string(), parent_id: z.string().nullable(), user_id: z.string().nullable() })
   .openapi('Context');
 export const StateSchema = z
@@ -32,9 +33,18 @@ const StateInput = z
 const EntityParam = z.object({ entity_id: z.string().max(255) });
 const HistoryEntry = z.union([StateSchema, z.object({ state: z.string(), last_changed: z.iso.datetime() })]);
 const flag = z.string().optional().describe('Present = on');
+const YEAR_10000_MS = 253_402_300_800_000;
+/** A timestamp PostgreSQL can store and compare (years 1970 to 9999). */
+const Timestamp = z.iso
+  .datetime({ offset: true })
+  .refine((v) => Date.parse(v) >= 0 && Date.parse(v) < YEAR_10000_MS, 'must lie between 1970 and 9999');
 const HistoryQuery = z.object({
-  filter_entity_id: z.string().optional().describe('Comma-separated entity ids; default: all you can see'),
-  end_time: z.iso.datetime({ offset: true }).optional().describe('Default: now'),
+  filter_entity_id: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v.split(',').length <= 1000, 'at most 1000 entity ids')
+    .describe('Comma-separated entity ids; default: all you can see'),
+  end_time: Timestamp.optional().describe('Default: now'),
   minimal_response: flag,
   no_attributes: flag,
   significant_changes_only: flag,
@@ -83,7 +93,7 @@ const routes = {
     path: '/history/period/{start}',
     tags: ['History'],
     summary: 'States over a period: one array per entity, oldest first',
-    request: { params: z.object({ start: z.iso.datetime({ offset: true }) }), query: HistoryQuery },
+    request: { params: z.object({ start: Timestamp }), query: HistoryQuery },
     responses: { 200: json(z.array(z.array(HistoryEntry)), 'History'), ...errors(400, 401) },
   }),
   historyLastDay: createRoute({
@@ -126,7 +136,7 @@ export function stateRoutes({ db, states }: { db: Kysely<Database>; states: Stat
     }
     const state = states.set(entity_id, body.state, body.attributes, {
       homeId,
-      owner: existing?.owner ?? 'api',
+      owner: 'api', // a plugin's entity answers 409: only the plugin may change it
       context: createContext({ user_id: principal.user.id }),
     });
     c.header('Location', `/api/states/${entity_id}`);
@@ -143,8 +153,9 @@ export function stateRoutes({ db, states }: { db: Kysely<Database>; states: Stat
     return c.json({ message: 'Entity removed.' }, 200);
   });
 
-  const history = async (principal: Principal, start: Date, query: z.infer<typeof HistoryQuery>) => {
-    await states.flush();
+  const history = async (principal: Principal, start: Date, query: z.infer<typeof HistoryQuery>, log: Logger) => {
+    // Include the latest changes; if they cannot be written now, answer with what is stored.
+    await states.flush().catch((error: unknown) => log.warn({ err: error }, 'history read before pending states were written'));
     return historyPeriod(db, principal, {
       start,
       end: query.end_time ? new Date(query.end_time) : new Date(),
@@ -155,10 +166,10 @@ export function stateRoutes({ db, states }: { db: Kysely<Database>; states: Stat
     });
   };
   router.openapi(routes.history, async (c) =>
-    c.json(await history(c.var.principal, new Date(c.req.valid('param').start), c.req.valid('query')), 200),
+    c.json(await history(c.var.principal, new Date(c.req.valid('param').start), c.req.valid('query'), c.var.log), 200),
   );
   router.openapi(routes.historyLastDay, async (c) =>
-    c.json(await history(c.var.principal, new Date(Date.now() - 86_400_000), c.req.valid('query')), 200),
+    c.json(await history(c.var.principal, new Date(Date.now() - 86_400_000), c.req.valid('query'), c.var.log), 200),
   );
 
   return router;

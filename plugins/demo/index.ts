@@ -3,6 +3,7 @@
  * `core/plugin.ts` (the contract) open beside it.
  */
 import { z } from 'zod';
+import { hubError } from '../../core/errors/index.js';
 import { definePlugin, type EntityHandle } from '../../core/plugin.js';
 
 export default definePlugin({
@@ -47,7 +48,13 @@ export default definePlugin({
         entity_id: z.union([z.string(), z.array(z.string())]).optional(),
         by: z.number().int().min(1).max(100).default(1).describe('How much to add').meta({ examples: [5] }),
       }),
-      handler: ({ data, context }) => ({ value: increment(data.by, context) }),
+      // Act only on the entities the hub checked the caller may touch.
+      handler: ({ data, context, entityIds }) => {
+        if (!counter || !entityIds.includes(counter.entityId)) {
+          throw hubError('HUB_ERR_VALIDATION', 'demo.increment acts on counter.demo only');
+        }
+        return { value: increment(data.by, context) };
+      },
     });
 
     await ctx.jobs.schedule('tick', { everyMs: ctx.config.tickSeconds * 1000 }, () => {

@@ -81,6 +81,14 @@ describe('POST /api/services/{domain}/{service}', () => {
     expect((await call('schedule/preview?return_response', owner.token, { home_id: otherHomeId, days: 1 })).status).toBe(404);
   });
 
+  it('checks entity ids given in the data as well as in the target', async () => {
+    const res = await t.request('/api/services/lawn_mower/start_mowing', { token: owner.token, json: { entity_id: 'lawn_mower.neighbour' } });
+    expect(res.status).toBe(404);
+    const both = await t.request('/api/services/lawn_mower/start_mowing', { token: owner.token, json: { entity_id: ['lawn_mower.front', 'lawn_mower.neighbour'] } });
+    expect(both.status).toBe(404);
+    expect(t.hub.states.get('lawn_mower.neighbour')?.state).toBe('docked');
+  });
+
   it('keeps actions without a home for administrators', async () => {
     expect((await call('hub/purge_history', owner.token, {})).status).toBe(403);
     const res = await call('hub/purge_history?return_response', await t.adminToken(), { keep_days: 30 });

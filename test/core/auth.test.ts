@@ -226,6 +226,17 @@ describe('login rate limits', () => {
     expect((await t.request('/api/auth/login', { json: { email: ADMIN.email, password: ADMIN.password } })).status).toBe(200);
   });
 
+  it('counts parallel guesses before checking them', async () => {
+    await t.createUser('parallel@example.com', { password: 'right-password' });
+    const statuses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        t.request('/api/auth/login', { json: { email: 'parallel@example.com', password: `guess-${i}` } }).then((r) => r.status),
+      ),
+    );
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(7);
+  });
+
   it('limits attempts per client address (behind a trusted proxy)', async () => {
     const proxied = await createTestHub({ HUB_TRUST_PROXY: 'true' });
     try {

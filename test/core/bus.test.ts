@@ -86,11 +86,15 @@ describe('EventBus', () => {
     expect(relayB.published).toBe(0);
   });
 
-  it('canSee: admins see all, members their homes, everyone hub-wide events', () => {
+  it('canSee: admins see all, members their homes and the public hub-wide events', () => {
     const member = { isAdmin: false, homes: new Map([['h1', 'owner']]) };
-    expect(canSee({ home_id: 'h1' }, member)).toBe(true);
-    expect(canSee({ home_id: 'h2' }, member)).toBe(false);
-    expect(canSee({ home_id: null }, member)).toBe(true);
-    expect(canSee({ home_id: 'h2' }, { isAdmin: true, homes: new Map() })).toBe(true);
+    const admin = { isAdmin: true, homes: new Map() };
+    expect(canSee({ event_type: 'x', home_id: 'h1' }, member)).toBe(true);
+    expect(canSee({ event_type: 'x', home_id: 'h2' }, member)).toBe(false);
+    expect(canSee({ event_type: 'plugin_loaded', home_id: null }, member)).toBe(true);
+    // An action an admin called for no home, or across homes, may carry other homes' data.
+    expect(canSee({ event_type: 'call_service', home_id: null }, member)).toBe(false);
+    expect(canSee({ event_type: 'call_service', home_id: null }, admin)).toBe(true);
+    expect(canSee({ event_type: 'x', home_id: 'h2' }, admin)).toBe(true);
   });
 });

@@ -224,6 +224,10 @@ describe('the demo plugin', () => {
 
     const call = await t.request('/api/services/demo/increment?return_response', { token, json: { entity_id: 'counter.demo', by: 5 } });
     expect(await call.json()).toMatchObject({ changed_states: [{ entity_id: 'counter.demo', state: '5' }], service_response: { value: 5 } });
+    t.hub.states.set('counter.other', '0', {}, { homeId, owner: 'api' });
+    const other = await t.request('/api/services/demo/increment', { token, json: { entity_id: 'counter.other' } });
+    expect(other.status).toBe(400);
+    expect(t.hub.states.get('counter.demo')?.state).toBe('5');
     const run = await t.request('/api/jobs/plugin:demo:tick/run', { method: 'POST', token });
     expect(await run.json()).toMatchObject({ ok: true, error: null });
     expect(t.hub.states.get('counter.demo')?.state).toBe('6');

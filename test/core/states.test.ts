@@ -154,6 +154,19 @@ describe('/api/states', () => {
     expect((await t.request('/api/states/sensor.nothing', { token: admin })).status).toBe(404);
     t.hub.states.set('sensor.plugin_made', '1', {}, { homeId, owner: 'plugin:demo' });
     expect((await t.request('/api/states/sensor.plugin_made', { method: 'DELETE', token: admin })).status).toBe(409);
+    expect((await t.request('/api/states/sensor.plugin_made', { token: admin, json: { state: 'hacked' } })).status).toBe(409);
+    expect(t.hub.states.get('sensor.plugin_made')?.state).toBe('1');
+  });
+
+  it('refuses what PostgreSQL cannot store, and keeps persisting everything else', async () => {
+    for (const body of [{ state: 'a\u0000b' }, { state: 'ok', attributes: { note: 'x\u0000' } }, { state: '\ud800' }]) {
+      const res = await t.request('/api/states/sensor.weird', { token: admin, json: { ...body, home_id: homeId } });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
+    t.hub.states.set('sensor.after_weird', 'fine', {}, { homeId, owner: 'api' });
+    await t.hub.states.flush();
+    const stored = await t.hub.database.db.selectFrom('entity_states').select('state').where('entity_id', '=', 'sensor.after_weird').executeTakeFirst();
+    expect(stored?.state).toBe('fine');
   });
 });
 
@@ -184,8 +197,11 @@ describe('/api/history/period', () => {
     expect(minimal[0]!.at(-1)).toMatchObject({ entity_id: 'sensor.hist', state: 'd', attributes: {} });
   });
 
-  it('rejects a bad timestamp', async () => {
-    const res = await t.request('/api/history/period/yesterday', { token: owner.token });
-    expect(res.status).toBe(400);
+  it('rejects bad timestamps and oversized filters with 400', async () => {
+    expect((await t.request('/api/history/period/yesterday', { token: owner.token })).status).toBe(400);
+    expect((await t.request('/api/history/period/0000-01-01T00:00:00Z', { token: owner.token })).status).toBe(400);
+    expect((await t.request('/api/history/period?end_time=0000-01-01T00:00:00Z', { token: owner.token })).status).toBe(400);
+    const ids = Array.from({ length: 1001 }, (_, i) => `sensor.s${i}`).join(',');
+    expect((await t.request(`/api/history/period?filter_entity_id=${ids}`, { token: owner.token })).status).toBe(400);
   });
 });

@@ -10,8 +10,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { servicesByDomain, type ActionRegistry } from '../../actions/index.js';
-import { homeRole, requireHomeRole, resolveHome, type Principal } from '../../auth/index.js';
-import { ALL_EVENTS, canSee, createContext, type EventBus, type HubEvent, type StateChangedData } from '../../bus/index.js';
+import { homeRole, type Principal } from '../../auth/index.js';
+import { ALL_EVENTS, canSee, createContext, EVENT_TYPE, fireAsCaller, type EventBus, type HubEvent, type StateChangedData } from '../../bus/index.js';
 import { HubError, type ErrorCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import type { StateMachine } from '../../states/index.js';
@@ -55,6 +55,7 @@ function haErrorCode(code: ErrorCode): string {
 
 export class WebSocketApi {
   readonly #server = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  readonly #connections = new Set<Connection>();
   readonly #heartbeat: NodeJS.Timeout;
 
   constructor(private readonly options: WebSocketApiOptions) {
@@ -63,11 +64,11 @@ export class WebSocketApi {
 
   /** Takes over an HTTP upgrade for {@link WEBSOCKET_PATH}. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.#server.handleUpgrade(request, socket, head, (ws) => new Connection(ws, this.options));
-  }
-
-  get clientCount(): number {
-    return this.#server.clients.size;
+    this.#server.handleUpgrade(request, socket, head, (ws) => {
+      const connection = new Connection(ws, this.options);
+      this.#connections.add(connection);
+      ws.once('close', () => this.#connections.delete(connection));
+    });
   }
 
   /** Closes every connection (code 1001, going away). */
@@ -78,6 +79,7 @@ export class WebSocketApi {
   }
 
   #checkAlive(): void {
+    for (const connection of this.#connections) void connection.revalidate();
     for (const ws of this.#server.clients as Set<WebSocket & { alive?: boolean }>) {
       if (ws.alive === false) {
         ws.terminate();
@@ -91,6 +93,7 @@ export class WebSocketApi {
 
 class Connection {
   #principal: Principal | undefined;
+  #token: string | undefined;
   #lastId = 0;
   #coalesce = false;
   #outbox: unknown[] = [];
@@ -126,6 +129,7 @@ class Connection {
       message = undefined;
     }
     if (!this.#principal) return this.#authenticate(message);
+    if (!(await this.revalidate())) return;
     const parsed = command.safeParse(message);
     if (!parsed.success) {
       const id = (message as { id?: unknown } | undefined)?.id;
@@ -146,6 +150,24 @@ class Connection {
     }
   }
 
+  /**
+   * Checks the credential again (before each command and every heartbeat), so a logout, an
+   * expired session, a revoked token or a changed membership reaches open sockets too.
+   *
+   * @returns false when the connection was closed.
+   */
+  async revalidate(): Promise<boolean> {
+    if (!this.#token) return true;
+    const principal = await this.options.authenticateToken(this.#token).catch(() => this.#principal);
+    if (principal) {
+      this.#principal = principal;
+      return true;
+    }
+    this.#log.info('websocket credential no longer valid; closing');
+    this.ws.close(4001, 'Credential no longer valid');
+    return false;
+  }
+
   async #authenticate(message: unknown): Promise<void> {
     const auth = z.object({ type: z.literal('auth'), access_token: z.string().min(1).max(512) }).safeParse(message);
     const principal = auth.success ? await this.options.authenticateToken(auth.data.access_token) : undefined;
@@ -157,6 +179,7 @@ class Connection {
     }
     clearTimeout(this.#authTimer);
     this.#principal = principal;
+    this.#token = auth.data!.access_token;
     this.#log.info({ userId: principal.user.id }, 'websocket authenticated');
     this.#send({ type: 'auth_ok', ha_version: HA_VERSION });
   }
@@ -210,13 +233,9 @@ class Connection {
       }
       case 'fire_event': {
         const { event_type, event_data } = z
-          .object({ event_type: z.string().regex(/^[a-z0-9_.:-]{1,64}$/i), event_data: z.record(z.string(), z.unknown()).optional() })
+          .object({ event_type: z.string().regex(EVENT_TYPE), event_data: z.record(z.string(), z.unknown()).optional() })
           .parse(msg);
-        const named = typeof event_data?.home_id === 'string' ? event_data.home_id : undefined;
-        const homeId = principal.isAdmin && !named ? null : resolveHome(principal, named);
-        if (homeId) requireHomeRole(principal, homeId, 'owner');
-        const event = bus.fire(event_type, event_data ?? {}, { homeId, context: createContext({ user_id: principal.user.id }) });
-        return this.#result(id, { context: event.context });
+        return this.#result(id, { context: fireAsCaller(bus, principal, event_type, event_data ?? {}).context });
       }
       default:
         return this.#error(id, 'unknown_command', `Unknown command ${type}.`);

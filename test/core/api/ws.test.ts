@@ -216,6 +216,28 @@ describe('commands', () => {
   });
 });
 
+describe('a credential that ends', () => {
+  it('closes the socket at the next command after logout', async () => {
+    const token = await t.login('alice@example.com', 'user-password-1');
+    const client = await WsClient.authenticated(url, token);
+    expect(await client.command({ id: 1, type: 'ping' })).toMatchObject({ type: 'pong' });
+    await t.request('/api/auth/logout', { method: 'POST', token });
+    client.send({ id: 2, type: 'get_states' });
+    expect((await client.closed).code).toBe(4001);
+    expect(client.messages.filter((m) => m.id === 2)).toEqual([]);
+  });
+
+  it('refuses to fire the kernel’s own events', async () => {
+    const client = await WsClient.authenticated(url, alice.token);
+    for (const [id, event_type] of [[1, 'home_deleted'], [2, 'state_changed']] as const) {
+      const reply = await client.command({ id, type: 'fire_event', event_type, event_data: { home_id: aliceHome } });
+      expect(reply).toMatchObject({ success: false, error: { code: 'unauthorized', hub_code: 'HUB_ERR_FORBIDDEN' } });
+    }
+    expect(t.hub.states.get('sensor.alice_lawn')).toBeDefined();
+    client.close();
+  });
+});
+
 describe('a slow consumer', () => {
   it('is disconnected instead of buffered without bound', async () => {
     const client = await WsClient.authenticated(url, alice.token);
