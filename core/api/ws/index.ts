@@ -93,6 +93,7 @@ export class WebSocketApi {
 
 class Connection {
   #principal: Principal | undefined;
+  #authenticating: Promise<void> | undefined;
   #token: string | undefined;
   #lastId = 0;
   #coalesce = false;
@@ -128,16 +129,22 @@ class Connection {
     } catch {
       message = undefined;
     }
-    if (!this.#principal) return this.#authenticate(message);
-    if (!(await this.revalidate())) return;
+    // A command sent right behind the auth message waits for the auth to finish.
+    if (this.#authenticating) await this.#authenticating;
+    if (!this.#principal) {
+      this.#authenticating = this.#authenticate(message).finally(() => (this.#authenticating = undefined));
+      return this.#authenticating;
+    }
     const parsed = command.safeParse(message);
     if (!parsed.success) {
       const id = (message as { id?: unknown } | undefined)?.id;
       return this.#error(typeof id === 'number' ? id : null, 'invalid_format', 'Message needs an integer id and a type');
     }
+    // Ids are checked in arrival order, before anything waits; commands then run concurrently.
     const { id, type } = parsed.data;
     if (id <= this.#lastId) return this.#error(id, 'id_reuse', 'Identifier values have to increase.');
     this.#lastId = id;
+    if (!(await this.revalidate())) return;
     try {
       await this.#handle(id, type, parsed.data);
     } catch (error) {

@@ -208,10 +208,13 @@ describe('commands', () => {
     await client.command({ id: 1, type: 'supported_features', features: { coalesce_messages: 1 } });
     const raw: string[] = [];
     client.socket.on('message', (data) => raw.push(data.toString()));
-    client.send({ id: 2, type: 'ping' });
-    client.send({ id: 3, type: 'ping' });
-    await client.next((m) => m.id === 3);
-    expect(raw.some((frame) => frame.startsWith('['))).toBe(true);
+    // subscribe_entities answers with its result and the initial states in the same moment.
+    client.send({ id: 2, type: 'subscribe_entities' });
+    await client.next((m) => m.id === 2 && m.type === 'event');
+    expect(JSON.parse(raw.at(-1)!)).toEqual([
+      expect.objectContaining({ id: 2, type: 'result', success: true }),
+      expect.objectContaining({ id: 2, type: 'event' }),
+    ]);
     client.close();
   });
 });
