@@ -132,7 +132,7 @@ export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus })
   router.openapi(routes.get, async (c) => {
     const { id } = c.req.valid('param');
     const role = requireHomeRole(c.var.principal, id, 'viewer');
-    return c.json(presentHome(await findHome(db, id), role), 200);
+    return c.json(presentHome(await requireHome(db, id), role), 200);
   });
 
   router.openapi(routes.update, async (c) => {
@@ -166,7 +166,7 @@ export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus })
   router.openapi(routes.members, async (c) => {
     const { id } = c.req.valid('param');
     requireHomeRole(c.var.principal, id, 'viewer');
-    await findHome(db, id);
+    await requireHome(db, id);
     const members = await db
       .selectFrom('home_members')
       .innerJoin('users', 'users.id', 'home_members.user_id')
@@ -224,7 +224,8 @@ export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus })
   return router;
 }
 
-async function findHome(db: Kysely<Database>, id: string) {
+/** The home, or HUB_ERR_HOME_NOT_FOUND. Check the caller's access first. */
+export async function requireHome(db: Kysely<Database>, id: string) {
   const home = await db.selectFrom('homes').selectAll().where('id', '=', id).executeTakeFirst();
   if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND');
   return home;

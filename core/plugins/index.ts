@@ -17,6 +17,7 @@ import { createRouter, type HubEnv, type HubRouter } from '../api/rest/index.js'
 import type { EventBus } from '../bus/index.js';
 import { migrate, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
+import { requireHome } from '../homes/index.js';
 import type { Logger } from '../log/index.js';
 import type { EntityHandle, EntityRegistration, PluginContext, PluginDefinition } from '../plugin.js';
 import type { Scheduler } from '../scheduler/index.js';
@@ -338,8 +339,7 @@ export class PluginManager {
       },
       entities: {
         register: async (entity) => {
-          const home = await db.selectFrom('homes').select('id').where('id', '=', entity.home_id).executeTakeFirst();
-          if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND', `Entity ${entity.entity_id}: no home ${entity.home_id}`);
+          await requireHome(db, entity.home_id);
           const handle = registerEntity(states, owner, entity);
           scope.add(() => states.remove(handle.entityId), { keepOnShutdown: true });
           return handle;

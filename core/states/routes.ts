@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
 import { homeRole, requireHomeRole, resolveHome, type Principal } from '../auth/index.js';
 import { createContext } from '../bus/index.js';
+import { requireHome } from '../homes/index.js';
 import type { Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -130,10 +131,7 @@ export function stateRoutes({ db, states }: { db: Kysely<Database>; states: Stat
     const homeId = existing?.homeId ?? resolveHome(principal, body.home_id);
     if (body.home_id && body.home_id !== homeId) throw hubError('HUB_ERR_VALIDATION', `${entity_id} belongs to another home`);
     requireHomeRole(principal, homeId, 'admin');
-    if (!existing) {
-      const home = await db.selectFrom('homes').select('id').where('id', '=', homeId).executeTakeFirst();
-      if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND');
-    }
+    if (!existing) await requireHome(db, homeId);
     const state = states.set(entity_id, body.state, body.attributes, {
       homeId,
       owner: 'api', // a plugin's entity answers 409: only the plugin may change it
