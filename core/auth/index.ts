@@ -24,7 +24,7 @@ export {
 } from './principal.js';
 export { authRoutes, Email, PUBLIC_AUTH_ROUTES } from './routes.js';
 export { deleteExpiredSessions, SESSION_LIFETIME_MS } from './sessions.js';
-export { hashSecret } from './secret-token.js';
+export { generateSecret, hashSecret } from './secret-token.js';
 export { userRoutes } from './users.js';
 
 /** The administrator created on first run; `password` is set only when the hub generated it. */

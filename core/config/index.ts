@@ -38,6 +38,10 @@ export const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']),
   MQTT_URL: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']),
   MQTT_PORT: port(1883),
+  HUB_MQTT_ROOT: z
+    .string()
+    .regex(/^[a-z0-9_-]{1,64}$/i, 'must be one topic level: letters, digits, _ or -')
+    .default('mowthos'),
   HUB_ADMIN_EMAIL: z.email({ pattern: z.regexes.html5Email, error: 'must be an email address' }).default('admin@localhost'),
   HUB_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   HUB_OPEN_REGISTRATION: flag(false),
@@ -66,6 +70,8 @@ export interface HubConfig {
   databaseUrl: string | undefined;
   mqttUrl: string | undefined;
   mqttPort: number;
+  /** First level of every hub topic: `<root>/<home>/<device>/telemetry`. */
+  mqttRoot: string;
   admin: { email: string; password: string | undefined };
   openRegistration: boolean;
   /** Take the client address from `X-Forwarded-For` (only behind a proxy you control). */
@@ -118,6 +124,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     databaseUrl: e.DATABASE_URL,
     mqttUrl: e.MQTT_URL,
     mqttPort: e.MQTT_PORT,
+    mqttRoot: e.HUB_MQTT_ROOT,
     admin: { email: e.HUB_ADMIN_EMAIL.toLowerCase(), password: e.HUB_ADMIN_PASSWORD },
     openRegistration: e.HUB_OPEN_REGISTRATION,
     trustProxy: e.HUB_TRUST_PROXY,

@@ -1,0 +1,113 @@
+/**
+ * The embedded broker (aedes) for hubs without `MQTT_URL`: every client authenticates (the
+ * hub's own client with a per-process secret, devices with their credentials), and a device
+ * may publish only under its own topic and subscribe only to its own commands.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { StartupError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+
+/** What the broker knows about a connected device. */
+export interface DeviceIdentity {
+  deviceId: string;
+  homeId: string;
+}
+
+export interface EmbeddedBrokerOptions {
+  port: number;
+  host: string;
+  /** Topic root, e.g. `mowthos`. */
+  root: string;
+  /** The hub's own client. */
+  internal: { username: string; password: string };
+  /** Checks a device's MQTT credentials. */
+  authenticateDevice(username: string, password: string): Promise<DeviceIdentity | undefined>;
+  /** A refused publish or subscribe, for counting and logging. */
+  onRefused(reason: 'auth' | 'publish' | 'subscribe', detail: Record<string, unknown>): void;
+  log: Logger;
+}
+
+const identities = new WeakMap<Client, DeviceIdentity | 'hub'>();
+const DEVICE_TOPICS = new Set(['telemetry', 'status', 'state']);
+
+function refusal(code: 4 | 5, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
+}
+
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<{ port: number; close(): Promise<void> }> {
+  const { root, internal } = options;
+  const broker = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      const secret = password?.toString() ?? '';
+      if (username === internal.username && secret === internal.password) {
+        identities.set(client, 'hub');
+        return done(null, true);
+      }
+      if (!username || !secret) {
+        options.onRefused('auth', { clientId: client.id, reason: 'no credentials' });
+        return done(refusal(4, 'Credentials required'), false);
+      }
+      options.authenticateDevice(username, secret).then(
+        (device) => {
+          if (!device) {
+            options.onRefused('auth', { clientId: client.id, username });
+            return done(refusal(4, 'Bad username or password'), false);
+          }
+          identities.set(client, device);
+          done(null, true);
+        },
+        (error: unknown) => {
+          options.log.error({ err: error }, 'mqtt device authentication failed');
+          done(refusal(5, 'Not authorized'), false);
+        },
+      );
+    },
+    authorizePublish(client, packet, done) {
+      const who = client && identities.get(client);
+      if (who === 'hub' || client === null) return done(null);
+      const [prefix, home, device, kind, ...rest] = packet.topic.split('/');
+      const own = who && prefix === root && home === who.homeId && device === who.deviceId && rest.length === 0 && DEVICE_TOPICS.has(kind ?? '');
+      if (own) return done(null);
+      options.onRefused('publish', { clientId: client.id, topic: packet.topic });
+      done(new Error(`Not allowed to publish to ${packet.topic}`));
+    },
+    authorizeSubscribe(client, subscription, done) {
+      const who = identities.get(client);
+      if (who === 'hub') return done(null, subscription);
+      const allowed = who && subscription.topic === `${root}/${who.homeId}/${who.deviceId}/command`;
+      if (allowed) return done(null, subscription);
+      options.onRefused('subscribe', { clientId: client.id, topic: subscription.topic });
+      done(null, null); // SUBACK failure for this filter; the connection stays
+    },
+  });
+
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    broker.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new StartupError(`MQTT port ${options.port} is already in use; set MQTT_PORT to a free port, or MQTT_URL to use that broker`)
+          : error,
+      ),
+    );
+    server.listen(options.port, options.host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  options.log.info({ port }, 'embedded MQTT broker listening');
+
+  return {
+    port,
+    async close() {
+      // aedes.close waits for clients that may never go: cut their sockets first.
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+    },
+  };
+}
