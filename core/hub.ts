@@ -24,6 +24,9 @@ import { StartupError } from './errors/index.js';
 import { homeRoutes } from './homes/index.js';
 import { housekeeping } from './housekeeping/index.js';
 import { createLogger, type Logger } from './log/index.js';
+import { deviceRoutes, authenticateDevice } from './devices/index.js';
+import { MqttService } from './mqtt/index.js';
+import { TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
 import { jobRoutes, Scheduler } from './scheduler/index.js';
 import { stateRoutes, StateMachine } from './states/index.js';
@@ -56,6 +59,8 @@ export interface Hub {
   readonly actions: ActionRegistry;
   readonly scheduler: Scheduler;
   readonly plugins: PluginManager;
+  readonly mqtt: MqttService;
+  readonly telemetry: TelemetryIngest;
   /** Set when this start created the first administrator. */
   readonly firstRunAdmin: FirstRunAdmin | undefined;
   /** Starts listening on `config.host:config.port` (port 0 picks a free port). */
@@ -97,6 +102,13 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   log.info({ entities: await states.restore() }, 'states restored');
   bus.on('home_deleted', (event) => states.forgetHome(event.data.home_id));
   const actions = new ActionRegistry(bus, states, log);
+  const mqtt = await MqttService.start({
+    config,
+    log: log.child({ mqtt: true }),
+    authenticateDevice: (username, password) => authenticateDevice(db, username, password),
+  });
+  const telemetry = new TelemetryIngest(db, states, mqtt, log.child({ telemetry: true }));
+  await telemetry.start();
   const scheduler = new Scheduler(db, log.child({ scheduler: true }));
   const plugins = new PluginManager({
     db,
@@ -104,6 +116,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     states,
     actions,
     scheduler,
+    mqtt,
     log,
     hubVersion: HUB_VERSION,
     env: config.pluginEnv,
@@ -116,7 +129,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     authenticate: authenticate(db, config.trustProxy),
     publicRoutes: new Set([...PUBLIC_HEALTH_ROUTES, ...PUBLIC_AUTH_ROUTES, 'GET /api/openapi.json', 'GET /api/docs']),
   });
-  app.route('/api', healthRoutes({ version: HUB_VERSION, startedAt, db: database }));
+  app.route('/api', healthRoutes({ version: HUB_VERSION, startedAt, db: database, mqtt, telemetry }));
   app.route('/api', authRoutes({ db, config }));
   app.route('/api', userRoutes({ db }));
   app.route('/api', homeRoutes({ db, bus }));
@@ -124,6 +137,22 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   app.route('/api', actionRoutes({ actions }));
   app.route('/api', eventRoutes({ bus }));
   app.route('/api', jobRoutes({ db, scheduler }));
+  app.route(
+    '/api',
+    deviceRoutes({
+      db,
+      states,
+      mqtt: {
+        root: mqtt.root,
+        address: (requestHost) => {
+          const broker = new URL(mqtt.broker.url);
+          // Devices reach the embedded broker at the hub's own address.
+          const host = mqtt.broker.kind === 'embedded' ? requestHost.replace(/:\d+$/, '') || 'localhost' : broker.hostname;
+          return { host, port: Number(broker.port) || 1883 };
+        },
+      },
+    }),
+  );
   app.route('/api', pluginRoutes({ plugins }));
   // Hono cannot remove routes, so every plugin's router sits behind this one stable entry.
   app.all('/api/plugins/:id/*', plugins.dispatcher());
@@ -215,6 +244,8 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
       await drainServer();
       await plugins.stopAll();
       await scheduler.stop();
+      await telemetry.stop();
+      await mqtt.stop().catch((error: unknown) => log.error({ err: error }, 'mqtt shutdown failed'));
       await states.stop().catch((error: unknown) => log.error({ err: error }, 'last state write failed'));
       await database.close();
       log.info('hub stopped');
@@ -222,5 +253,5 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     return stopping;
   }
 
-  return { config, log, database, app, bus, states, actions, scheduler, plugins, firstRunAdmin, listen, stop };
+  return { config, log, database, app, bus, states, actions, scheduler, plugins, mqtt, telemetry, firstRunAdmin, listen, stop };
 }

@@ -112,6 +112,14 @@ export interface PluginContext<Config = unknown> {
      */
     schedule(name: string, schedule: Schedule, run: (run: { log: Logger }) => unknown, options?: { homeId?: string }): Promise<void>;
   };
+  /** The hub's MQTT connection (embedded broker, or the one in `MQTT_URL`). */
+  readonly mqtt: {
+    /** First level of every hub topic (`HUB_MQTT_ROOT`, default `mowthos`). */
+    readonly root: string;
+    publish(topic: string, payload: string | Buffer, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+    /** Subscribes to a filter (`+`, `#`); removed when the plugin stops. */
+    subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): Promise<void>;
+  };
   /** Calls `fn` when the plugin stops, after the hub removed its registrations (last first). */
   onStop(fn: () => void | Promise<void>): void;
 }

@@ -114,6 +114,28 @@ export interface PluginSettingsTable {
   updated_at: DefaultTimestamp;
 }
 
+export interface DevicesTable {
+  id: Generated<string>;
+  home_id: string;
+  name: string;
+  slug: string;
+  kind: string;
+  model: string | null;
+  firmware: string | null;
+  mqtt_secret_hash: string;
+  online: Generated<boolean>;
+  last_seen: Timestamp | null;
+  created_at: DefaultTimestamp;
+}
+
+export interface ReadingsTable {
+  device_id: string;
+  metric: string;
+  ts: Timestamp;
+  value: number | null;
+  text_value: string | null;
+}
+
 export interface MigrationsTable {
   scope: string;
   name: string;
@@ -132,7 +154,11 @@ export interface Database {
   state_history: StateHistoryTable;
   jobs: JobsTable;
   plugin_settings: PluginSettingsTable;
+  devices: DevicesTable;
+  readings: ReadingsTable;
 }
+
+export type Device = Selectable<DevicesTable>;
 
 export type User = Selectable<UsersTable>;
 export type Home = Selectable<HomesTable>;

@@ -27,6 +27,7 @@ export const ERRORS = {
   HUB_ERR_ACTION_NOT_FOUND: { status: 404, message: 'Action not found' },
   HUB_ERR_PLUGIN_NOT_FOUND: { status: 404, message: 'Plugin not found' },
   HUB_ERR_JOB_NOT_FOUND: { status: 404, message: 'Job not found' },
+  HUB_ERR_DEVICE_NOT_FOUND: { status: 404, message: 'Device not found' },
   HUB_ERR_EMAIL_TAKEN: { status: 409, message: 'A user with this email already exists' },
   HUB_ERR_LAST_OWNER: { status: 409, message: 'A home must keep at least one owner' },
   HUB_ERR_ENTITY_OWNED: { status: 409, message: 'This entity is managed by a plugin' },

@@ -23,8 +23,10 @@ export interface MqttOptions {
   config: Pick<HubConfig, 'mqttUrl' | 'mqttPort' | 'mqttRoot' | 'host'>;
   log: Logger;
   authenticateDevice(username: string, password: string): Promise<DeviceIdentity | undefined>;
-  onRefused(reason: 'auth' | 'publish' | 'subscribe', detail: Record<string, unknown>): void;
 }
+
+/** What the embedded broker refused, by kind; the metrics endpoint reads these. */
+export type Refusals = Record<'auth' | 'publish' | 'subscribe', number>;
 
 export class MqttService {
   readonly #handlers = new Map<string, Set<MessageHandler>>();
@@ -37,6 +39,7 @@ export class MqttService {
     /** Where devices connect. */
     readonly broker: { kind: 'embedded' | 'external'; url: string },
     private readonly closeBroker: () => Promise<void>,
+    readonly refused: Refusals,
   ) {
     client.on('message', (topic, payload) => this.#deliver(topic, payload));
   }
@@ -47,6 +50,7 @@ export class MqttService {
     let url = config.mqttUrl;
     let credentials: { username?: string; password?: string } = {};
     let closeBroker = async () => {};
+    const refused: Refusals = { auth: 0, publish: 0, subscribe: 0 };
     if (!url) {
       const internal = { username: `hub-${generateSecret().slice(0, 8)}`, password: generateSecret() };
       const broker = await startEmbeddedBroker({
@@ -55,7 +59,10 @@ export class MqttService {
         root: config.mqttRoot,
         internal,
         authenticateDevice: options.authenticateDevice,
-        onRefused: options.onRefused,
+        onRefused: (kind, detail) => {
+          refused[kind]++;
+          log.warn({ refused: kind, ...detail }, 'mqtt client refused');
+        },
         log,
       });
       url = `mqtt://127.0.0.1:${broker.port}`;
@@ -69,7 +76,7 @@ export class MqttService {
       url = parsed.toString();
     }
     const client = await connect(url, credentials, log);
-    return new MqttService(client, log, config.mqttRoot, { kind: config.mqttUrl ? 'external' : 'embedded', url }, closeBroker);
+    return new MqttService(client, log, config.mqttRoot, { kind: config.mqttUrl ? 'external' : 'embedded', url }, closeBroker, refused);
   }
 
   get connected(): boolean {

@@ -20,6 +20,7 @@ import { hubError } from '../errors/index.js';
 import { requireHome } from '../homes/index.js';
 import type { Logger } from '../log/index.js';
 import type { EntityHandle, EntityRegistration, PluginContext, PluginDefinition } from '../plugin.js';
+import type { MqttService } from '../mqtt/index.js';
 import type { Scheduler } from '../scheduler/index.js';
 import type { StateMachine } from '../states/index.js';
 import { Scope, type StopReason } from './scope.js';
@@ -46,6 +47,7 @@ export interface Kernel {
   states: StateMachine;
   actions: ActionRegistry;
   scheduler: Scheduler;
+  mqtt: MqttService;
   log: Logger;
   hubVersion: string;
   /** Source of `PLUGIN_<ID>_*` variables. */
@@ -325,7 +327,7 @@ export class PluginManager {
   }
 
   #context(definition: PluginDefinition, config: unknown, scope: Scope, log: Logger): { ctx: PluginContext; router: HubRouter } {
-    const { bus, states, actions, scheduler, db } = this.kernel;
+    const { bus, states, actions, scheduler, db, mqtt } = this.kernel;
     const owner = `plugin:${definition.id}`;
     const router = pluginRouter(definition.id);
     const ctx: PluginContext = {
@@ -359,6 +361,11 @@ export class PluginManager {
           const unregister = await scheduler.register({ owner, name, schedule, homeId: options.homeId ?? null, run });
           scope.add(unregister, { keepOnShutdown: true });
         },
+      },
+      mqtt: {
+        root: mqtt.root,
+        publish: (topic, payload, options) => mqtt.publish(topic, payload, options),
+        subscribe: async (filter, handler) => scope.add(await mqtt.subscribe(filter, handler)),
       },
       onStop: (fn) => scope.add(fn),
     };

@@ -13,6 +13,7 @@ export async function startBenchHub(): Promise<{ hub: Hub; url: string; token: s
     HUB_ADMIN_PASSWORD: BENCH_ADMIN.password,
     LOG_LEVEL: 'silent',
     PORT: '0',
+    MQTT_PORT: '0',
     HOST: '127.0.0.1',
     NODE_ENV: 'production',
   });

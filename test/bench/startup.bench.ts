@@ -20,7 +20,7 @@ async function startOnce(dataDir: string): Promise<{ ms: number; rssAtReady: num
   const started = performance.now();
   const child = spawn(process.execPath, ['--import', 'tsx', 'core/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HUB_DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', NODE_ENV: 'production', LOG_LEVEL: 'warn' },
+    env: { PATH: process.env.PATH, HUB_DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', NODE_ENV: 'production', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

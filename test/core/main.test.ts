@@ -19,7 +19,7 @@ interface Started {
 function startHub(env: Record<string, string>): Started {
   const child = spawn(process.execPath, ['--import', 'tsx', 'core/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', NODE_ENV: 'production', ...env },
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', NODE_ENV: 'production', ...env },
   });
   let out = '';
   let err = '';

@@ -95,7 +95,7 @@ describe('restart', () => {
 
   it('restores current states', async () => {
     const durable = await durableDatabase();
-    const config = loadConfig({ HUB_ADMIN_PASSWORD: 'admin-password-1', LOG_LEVEL: 'silent', PORT: '0' });
+    const config = loadConfig({ HUB_ADMIN_PASSWORD: 'admin-password-1', LOG_LEVEL: 'silent', PORT: '0', MQTT_PORT: '0' });
     try {
       const first = await createHub(config, { database: await durable.open(), plugins: [] });
       const home = await first.database.db.insertInto('homes').values({ name: 'h' }).returning('id').executeTakeFirstOrThrow();

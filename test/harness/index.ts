@@ -71,6 +71,7 @@ export async function createTestHub(env: Record<string, string> = {}, options: {
     HUB_ADMIN_EMAIL: ADMIN.email,
     HUB_ADMIN_PASSWORD: ADMIN.password,
     PORT: '0',
+    MQTT_PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
     NODE_ENV: 'test',

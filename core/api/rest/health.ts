@@ -9,6 +9,8 @@ const Health = z
     version: z.string(),
     uptime_s: z.number().describe('Seconds since the hub started'),
     db: z.object({ ok: z.boolean(), kind: z.enum(['pglite', 'postgres']), latency_ms: z.number().nullable() }),
+    mqtt: z.object({ connected: z.boolean(), broker: z.enum(['embedded', 'external']) }),
+    ingest: z.object({ received: z.number(), readings: z.number(), dropped: z.number().describe('Messages dropped, all reasons') }),
   })
   .openapi('Health');
 
@@ -17,7 +19,7 @@ const route = createRoute({
   path: '/health',
   tags: ['Hub'],
   summary: 'Whether the hub and its database are up',
-  responses: { 200: json(Health, 'Healthy'), 503: json(Health, 'The database is unreachable') },
+  responses: { 200: json(Health, 'Healthy'), 503: json(Health, 'The database or the MQTT broker is unreachable') },
 });
 
 export const PUBLIC_HEALTH_ROUTES = ['GET /api/health'];
@@ -26,22 +28,28 @@ export interface HealthOptions {
   version: string;
   startedAt: number;
   db: { kind: 'pglite' | 'postgres'; ping(): Promise<number> };
+  mqtt: { connected: boolean; broker: { kind: 'embedded' | 'external' } };
+  telemetry: { counters: { received: number; readings: number; dropped: Record<string, number> } };
 }
 
-export function healthRoutes({ version, startedAt, db }: HealthOptions) {
+export function healthRoutes({ version, startedAt, db, mqtt, telemetry }: HealthOptions) {
   const router = createRouter();
   router.openapi(route, async (c) => {
     const latency = await db.ping().catch((error: unknown) => {
       c.var.log.warn({ err: error }, 'health check: database unreachable');
       return null;
     });
+    const { received, readings, dropped } = telemetry.counters;
+    const healthy = latency !== null && mqtt.connected;
     const body = {
-      status: latency === null ? ('degraded' as const) : ('ok' as const),
+      status: healthy ? ('ok' as const) : ('degraded' as const),
       version,
       uptime_s: Math.round((Date.now() - startedAt) / 1000),
       db: { ok: latency !== null, kind: db.kind, latency_ms: latency === null ? null : Math.round(latency * 100) / 100 },
+      mqtt: { connected: mqtt.connected, broker: mqtt.broker.kind },
+      ingest: { received, readings, dropped: Object.values(dropped).reduce((a, b) => a + b, 0) },
     };
-    return latency === null ? c.json(body, 503) : c.json(body, 200);
+    return healthy ? c.json(body, 200) : c.json(body, 503);
   });
   return router;
 }

@@ -1,0 +1,258 @@
+/**
+ * Telemetry ingest: devices publish JSON to `<root>/<home>/<device>/telemetry` and
+ * `online`/`offline` to `…/status`. Each metric becomes an entity and a reading; readings
+ * are written in batches. A message that is malformed, too large, from an unknown device or
+ * with a value that is not a finite number, a short string or a boolean is dropped whole,
+ * counted by reason and logged — never half written.
+ *
+ * @module
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/index.js';
+import type { Logger } from '../log/index.js';
+import type { MqttService } from '../mqtt/index.js';
+import type { StateMachine } from '../states/index.js';
+
+/** Largest telemetry message accepted. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+const METRIC = /^[a-z0-9_]{1,64}$/;
+const MAX_TEXT = 255;
+const BATCH_SIZE = 500;
+const FLUSH_INTERVAL_MS = 250;
+/** Readings held while the database is away; beyond it the oldest are dropped (and counted). */
+const MAX_PENDING_READINGS = 200_000;
+// Writing last_seen on every message would double the writes.
+const LAST_SEEN_PRECISION_MS = 30_000;
+
+/** Units and device classes of well-known metric names. */
+const KNOWN_METRICS: Record<string, { unit_of_measurement?: string; device_class?: string }> = {
+  battery: { unit_of_measurement: '%', device_class: 'battery' },
+  temperature: { unit_of_measurement: '°C', device_class: 'temperature' },
+  humidity: { unit_of_measurement: '%', device_class: 'humidity' },
+  voltage: { unit_of_measurement: 'V', device_class: 'voltage' },
+  current: { unit_of_measurement: 'A', device_class: 'current' },
+  power: { unit_of_measurement: 'W', device_class: 'power' },
+  energy: { unit_of_measurement: 'kWh', device_class: 'energy' },
+  rssi: { unit_of_measurement: 'dBm', device_class: 'signal_strength' },
+  rain: { unit_of_measurement: 'mm', device_class: 'precipitation' },
+  wind_speed: { unit_of_measurement: 'm/s', device_class: 'wind_speed' },
+  blade_height: { unit_of_measurement: 'mm', device_class: 'distance' },
+  progress: { unit_of_measurement: '%' },
+  area_mowed: { unit_of_measurement: 'm²', device_class: 'area' },
+};
+
+export type DropReason = 'too_large' | 'malformed' | 'invalid_value' | 'unknown_device' | 'bad_topic' | 'entity_conflict';
+
+interface KnownDevice {
+  homeId: string;
+  slug: string;
+  name: string;
+  lastSeenWritten: number;
+}
+
+interface Reading {
+  device_id: string;
+  metric: string;
+  ts: Date;
+  value: number | null;
+  text_value: string | null;
+}
+
+export class TelemetryIngest {
+  readonly #devices = new Map<string, KnownDevice>();
+  #pending: Reading[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> | undefined;
+  #unsubscribe: (() => Promise<void>)[] = [];
+  /** Messages taken in, and dropped by reason; the metrics endpoint reads these. */
+  readonly counters = { received: 0, readings: 0, droppedReadings: 0, dropped: {} as Record<DropReason, number> };
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly states: StateMachine,
+    private readonly mqtt: MqttService,
+    private readonly log: Logger,
+  ) {}
+
+  /** Subscribes to every device's telemetry and status (shared among hub instances on an external broker). */
+  async start(): Promise<void> {
+    const share = this.mqtt.broker.kind === 'external' ? '$share/hub/' : '';
+    for (const kind of ['telemetry', 'status'] as const) {
+      const filter = `${share}${this.mqtt.root}/+/+/${kind}`;
+      this.#unsubscribe.push(await this.mqtt.subscribe(filter, (topic, payload) => void this.#receive(kind, topic, payload)));
+    }
+  }
+
+  /** Writes pending readings now. */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#writing.catch(() => {});
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#writing = this.#write(batch)
+      .catch((error: unknown) => {
+        this.#requeue(batch);
+        throw error;
+      })
+      .finally(() => (this.#writing = undefined));
+    await this.#writing;
+  }
+
+  async stop(): Promise<void> {
+    for (const unsubscribe of this.#unsubscribe) await unsubscribe().catch(() => {});
+    clearTimeout(this.#timer);
+    await this.flush().catch((error: unknown) => this.log.error({ err: error, lost: this.#pending.length }, 'readings not written at shutdown'));
+  }
+
+  /** Forgets a device's cached identity (after it was removed or moved). */
+  forgetDevice(deviceId: string): void {
+    this.#devices.delete(deviceId);
+  }
+
+  async #receive(kind: 'telemetry' | 'status', topic: string, payload: Buffer): Promise<void> {
+    this.counters.received++;
+    const [, homeId, deviceId] = topic.split('/');
+    if (!homeId || !deviceId) return this.#drop('bad_topic', topic);
+    if (payload.length > MAX_MESSAGE_BYTES) return this.#drop('too_large', topic, { bytes: payload.length });
+    const device = await this.#device(deviceId).catch(() => undefined);
+    if (!device || device.homeId !== homeId) return this.#drop('unknown_device', topic);
+    if (kind === 'status') return this.#status(deviceId, device, payload.toString().trim(), topic);
+
+    let message: unknown;
+    try {
+      message = JSON.parse(payload.toString());
+    } catch {
+      return this.#drop('malformed', topic, { why: 'not JSON' });
+    }
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      return this.#drop('malformed', topic, { why: 'not a JSON object' });
+    }
+    const { ts, ...metrics } = message as Record<string, unknown>;
+    const at = timestamp(ts);
+    if (!at) return this.#drop('malformed', topic, { why: 'ts must be epoch milliseconds or an ISO date' });
+    const values = Object.entries(metrics).map(([metric, value]) => ({ metric: metric.toLowerCase(), value }));
+    if (values.length === 0) return this.#drop('malformed', topic, { why: 'no metrics' });
+    const bad = values.find(({ metric, value }) => !METRIC.test(metric) || !acceptable(value));
+    if (bad) return this.#drop('invalid_value', topic, { metric: bad.metric });
+    const ownedByOthers = (id: string) => (this.states.entry(id)?.owner ?? 'telemetry') !== 'telemetry';
+    const taken = values.find(({ metric, value }) => ownedByOthers(entityId(device, metric, value)));
+    if (taken) return this.#drop('entity_conflict', topic, { entityId: entityId(device, taken.metric, taken.value) });
+
+    for (const { metric, value } of values) this.#apply(deviceId, device, metric, value as number | string | boolean, at);
+    this.#touch(deviceId, device, true);
+  }
+
+  #apply(deviceId: string, device: KnownDevice, metric: string, value: number | string | boolean, at: Date): void {
+    const options = { homeId: device.homeId, owner: 'telemetry', deviceId };
+    const friendly_name = `${device.name} ${metric.replaceAll('_', ' ')}`;
+    if (typeof value === 'boolean') {
+      this.states.set(entityId(device, metric, value), value ? 'on' : 'off', { friendly_name }, options);
+    } else {
+      this.states.set(entityId(device, metric, value), String(value), { ...KNOWN_METRICS[metric], friendly_name }, options);
+    }
+    this.#queue({
+      device_id: deviceId,
+      metric,
+      ts: at,
+      value: typeof value === 'string' ? null : Number(value),
+      text_value: typeof value === 'string' ? value : null,
+    });
+  }
+
+  #status(deviceId: string, device: KnownDevice, text: string, topic: string): void {
+    if (text !== 'online' && text !== 'offline') return this.#drop('invalid_value', topic, { why: 'status must be online or offline' });
+    const online = text === 'online';
+    this.states.set(
+      `binary_sensor.${device.slug}_online`,
+      online ? 'on' : 'off',
+      { device_class: 'connectivity', friendly_name: `${device.name} online` },
+      { homeId: device.homeId, owner: 'telemetry', deviceId },
+    );
+    this.#touch(deviceId, device, online, true);
+  }
+
+  /** Notes that the device was heard from (at most every 30 s, or at once when online changes). */
+  #touch(deviceId: string, device: KnownDevice, online: boolean, force = false): void {
+    const now = Date.now();
+    if (!force && now - device.lastSeenWritten < LAST_SEEN_PRECISION_MS) return;
+    device.lastSeenWritten = now;
+    this.db
+      .updateTable('devices')
+      .set({ online, last_seen: new Date(now) })
+      .where('id', '=', deviceId)
+      .execute()
+      .catch((error: unknown) => this.log.warn({ err: error, deviceId }, 'could not record that the device was seen'));
+  }
+
+  async #device(deviceId: string): Promise<KnownDevice | undefined> {
+    const known = this.#devices.get(deviceId);
+    if (known) return known;
+    if (!/^[0-9a-f-]{36}$/i.test(deviceId)) return undefined;
+    const row = await this.db.selectFrom('devices').select(['home_id', 'slug', 'name']).where('id', '=', deviceId).executeTakeFirst();
+    if (!row) return undefined;
+    const device = { homeId: row.home_id, slug: row.slug, name: row.name, lastSeenWritten: 0 };
+    this.#devices.set(deviceId, device);
+    return device;
+  }
+
+  #drop(reason: DropReason, topic: string, detail: Record<string, unknown> = {}): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    this.log.warn({ reason, topic, ...detail }, 'telemetry message dropped');
+  }
+
+  #queue(reading: Reading): void {
+    this.#pending.push(reading);
+    this.counters.readings++;
+    if (this.#pending.length >= BATCH_SIZE) this.#flushSoon(0);
+    else this.#flushSoon(FLUSH_INTERVAL_MS);
+  }
+
+  #flushSoon(delayMs: number): void {
+    if (this.#timer && delayMs > 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.flush().catch((error: unknown) => {
+        this.log.warn({ err: error, pending: this.#pending.length }, 'readings write failed; retrying');
+        this.#flushSoon(1000);
+      });
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  #requeue(batch: Reading[]): void {
+    const all = [...batch, ...this.#pending];
+    const overflow = all.length - MAX_PENDING_READINGS;
+    if (overflow > 0) {
+      this.counters.droppedReadings += overflow;
+      this.log.error({ dropped: overflow }, 'readings dropped: the database has been unreachable too long');
+    }
+    this.#pending = overflow > 0 ? all.slice(overflow) : all;
+  }
+
+  async #write(batch: Reading[]): Promise<void> {
+    for (let i = 0; i < batch.length; i += 1000) {
+      await this.db.insertInto('readings').values(batch.slice(i, i + 1000)).execute();
+    }
+  }
+}
+
+/** Booleans become `binary_sensor.<slug>_<metric>`, everything else `sensor.<slug>_<metric>`. */
+function entityId(device: { slug: string }, metric: string, value: unknown): string {
+  return `${typeof value === 'boolean' ? 'binary_sensor' : 'sensor'}.${device.slug}_${metric}`;
+}
+
+function acceptable(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value === 'string') return value.length <= MAX_TEXT && !value.includes('\0') && value.isWellFormed();
+  return typeof value === 'boolean';
+}
+
+/** The message's time: `ts` in epoch milliseconds or ISO 8601, else now; undefined when unusable. */
+function timestamp(ts: unknown): Date | undefined {
+  if (ts === undefined) return new Date();
+  const date = typeof ts === 'number' || typeof ts === 'string' ? new Date(ts) : undefined;
+  const ms = date?.getTime();
+  // Within a day of now: a device with a broken clock must not write into the far past or future.
+  return ms !== undefined && Number.isFinite(ms) && Math.abs(ms - Date.now()) < 86_400_000 ? date : undefined;
+}

@@ -1,0 +1,25 @@
+-- Devices that talk to the hub over MQTT, and the telemetry they send.
+
+create table devices (
+  id uuid primary key default gen_random_uuid(),
+  home_id uuid not null references homes (id) on delete cascade,
+  name text not null,
+  slug text not null unique, -- names its entities: sensor.<slug>_<metric>
+  kind text not null,
+  model text,
+  firmware text,
+  mqtt_secret_hash text not null, -- hex SHA-256 of the MQTT password; the password is shown once
+  online boolean not null default false,
+  last_seen timestamptz,
+  created_at timestamptz not null default now()
+);
+create index devices_home_id on devices (home_id);
+
+create table readings (
+  device_id uuid not null references devices (id) on delete cascade,
+  metric text not null,
+  ts timestamptz not null,
+  value double precision, -- numbers and booleans (1/0)
+  text_value text -- strings
+);
+create index readings_device_metric_ts on readings (device_id, metric, ts);
