@@ -1,0 +1,220 @@
+/**
+ * Telemetry over a real broker: the embedded one (always) and the Mosquitto named by
+ * `TEST_MQTT_URL` (CI), each test hub under its own topic root.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestHub, type TestHub } from '../harness/index.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(read: () => T | Promise<T>, done: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+  for (const started = Date.now(); ; await sleep(20)) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() - started > timeoutMs) throw new Error(`condition not met; last value ${JSON.stringify(value)}`);
+  }
+}
+
+interface Created {
+  id: string;
+  slug: string;
+  mqtt: { host: string; port: number; username: string; password: string; telemetry_topic: string; status_topic: string; command_topic: string };
+}
+
+const brokers: [string, string | undefined][] = [['embedded broker', undefined]];
+if (process.env.TEST_MQTT_URL) brokers.push(['external broker (TEST_MQTT_URL)', process.env.TEST_MQTT_URL]);
+
+describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
+  let t: TestHub;
+  let owner: { id: string; token: string };
+  let homeId: string;
+  let device: Created;
+  const clients: MqttClient[] = [];
+  const brokerUrl = () => externalUrl ?? `mqtt://127.0.0.1:${new URL(t.hub.mqtt.broker.url).port}`;
+
+  async function connectDevice(credentials: Created['mqtt'], extra: IClientOptions = {}): Promise<MqttClient> {
+    const client = await mqtt.connectAsync(brokerUrl(), {
+      // On an external broker the hub does not manage logins; Mosquitto here allows anonymous clients.
+      ...(externalUrl ? {} : { username: credentials.username, password: credentials.password }),
+      reconnectPeriod: 0,
+      ...extra,
+    });
+    clients.push(client);
+    return client;
+  }
+
+  async function addDevice(name: string): Promise<Created> {
+    const res = await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'weather_station' } });
+    expect(res.status).toBe(201);
+    return (await res.json()) as Created;
+  }
+
+  const readings = (deviceId: string) =>
+    t.hub.database.db.selectFrom('readings').selectAll().where('device_id', '=', deviceId).orderBy('metric').execute();
+
+  beforeAll(async () => {
+    const root = `t${crypto.randomUUID().slice(0, 8)}`;
+    t = await createTestHub({ HUB_MQTT_ROOT: root, ...(externalUrl ? { MQTT_URL: externalUrl } : {}) });
+    owner = await t.createUser('owner@example.com');
+    homeId = await t.createHome(owner.token, { name: 'Garden' });
+    device = await addDevice('Weather Station');
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await t.stop();
+  });
+
+  it('hands out credentials and topics once', () => {
+    expect(device.slug).toBe('weather_station');
+    expect(device.mqtt).toMatchObject({
+      username: device.id,
+      password: expect.stringMatching(/^[a-z2-7]{32}$/),
+      telemetry_topic: `${t.hub.mqtt.root}/${homeId}/${device.id}/telemetry`,
+      command_topic: `${t.hub.mqtt.root}/${homeId}/${device.id}/command`,
+    });
+  });
+
+  it('turns a telemetry message into entities and readings', async () => {
+    const client = await connectDevice(device.mqtt);
+    await client.publishAsync(device.mqtt.telemetry_topic, JSON.stringify({ battery: 87, temperature: 21.5, raining: true, mode: 'eco' }), { qos: 1 });
+    const battery = await until(() => t.hub.states.get('sensor.weather_station_battery'), (s) => s !== undefined);
+    expect(battery).toMatchObject({ state: '87', attributes: { unit_of_measurement: '%', device_class: 'battery' } });
+    expect(t.hub.states.get('sensor.weather_station_temperature')?.state).toBe('21.5');
+    expect(t.hub.states.get('binary_sensor.weather_station_raining')?.state).toBe('on');
+    expect(t.hub.states.get('sensor.weather_station_mode')?.state).toBe('eco');
+    expect(t.hub.states.entry('sensor.weather_station_battery')).toMatchObject({ homeId, deviceId: device.id });
+
+    await t.hub.telemetry.flush();
+    const rows = await readings(device.id);
+    expect(rows.map((r) => [r.metric, r.value, r.text_value])).toEqual([
+      ['battery', 87, null],
+      ['mode', null, 'eco'],
+      ['raining', 1, null],
+      ['temperature', 21.5, null],
+    ]);
+  });
+
+  it.each([
+    ['not JSON', '{"battery": 5', 'malformed'],
+    ['a JSON array', '[1,2]', 'malformed'],
+    ['an empty object', '{}', 'malformed'],
+    ['a value that is not finite', '{"battery": 1e999}', 'invalid_value'],
+    ['an object value', '{"battery": 50, "nested": {"x": 1}}', 'invalid_value'],
+    ['a bad metric name', '{"bat tery": 50}', 'invalid_value'],
+    ['a clock far off', `{"battery": 50, "ts": ${Date.now() + 7 * 86_400_000}}`, 'malformed'],
+    ['more than 64 KiB', JSON.stringify({ note: 'x'.repeat(70 * 1024) }), 'too_large'],
+  ])('drops %s whole, and counts it', async (_, payload, reason) => {
+    const before = t.hub.telemetry.counters.dropped[reason as 'malformed'] ?? 0;
+    const stateBefore = t.hub.states.get('sensor.weather_station_battery')?.state;
+    await t.hub.mqtt.publish(device.mqtt.telemetry_topic, payload);
+    await until(() => t.hub.telemetry.counters.dropped[reason as 'malformed'] ?? 0, (n) => n === before + 1);
+    expect(t.hub.states.get('sensor.weather_station_battery')?.state).toBe(stateBefore);
+    expect(t.hub.states.get('sensor.weather_station_nested')).toBeUndefined();
+  });
+
+  it('drops messages for unknown devices and for another home', async () => {
+    const before = t.hub.telemetry.counters.dropped.unknown_device ?? 0;
+    await t.hub.mqtt.publish(`${t.hub.mqtt.root}/${homeId}/${crypto.randomUUID()}/telemetry`, '{"battery": 1}');
+    await t.hub.mqtt.publish(`${t.hub.mqtt.root}/${crypto.randomUUID()}/${device.id}/telemetry`, '{"battery": 1}');
+    await until(() => t.hub.telemetry.counters.dropped.unknown_device ?? 0, (n) => n === before + 2);
+  });
+
+  it('marks a device offline through its last will', async () => {
+    const online = await addDevice('Rain Gauge');
+    const client = await connectDevice(online.mqtt, { will: { topic: online.mqtt.status_topic, payload: Buffer.from('offline'), qos: 1, retain: false } });
+    await client.publishAsync(online.mqtt.status_topic, 'online', { qos: 1 });
+    await until(() => t.hub.states.get('binary_sensor.rain_gauge_online')?.state, (s) => s === 'on');
+    client.stream.destroy(); // vanish without DISCONNECT: the broker sends the will
+    await until(() => t.hub.states.get('binary_sensor.rain_gauge_online')?.state, (s) => s === 'off');
+    const row = await until(
+      () => t.hub.database.db.selectFrom('devices').select(['online', 'last_seen']).where('id', '=', online.id).executeTakeFirstOrThrow(),
+      (r) => r.online === false,
+    );
+    expect(row.last_seen).not.toBeNull();
+  });
+
+  it("keeps other homes out of a home's devices", async () => {
+    const stranger = await t.createUser(`stranger-${crypto.randomUUID().slice(0, 6)}@example.com`);
+    expect((await t.request(`/api/devices/${device.id}`, { token: stranger.token })).status).toBe(404);
+    expect((await t.request(`/api/homes/${homeId}/devices`, { token: stranger.token })).status).toBe(404);
+    expect((await t.request(`/api/devices/${device.id}/credentials`, { method: 'POST', token: stranger.token })).status).toBe(404);
+    expect((await t.request(`/api/homes/${homeId}/devices`, { token: stranger.token, json: { name: 'x', kind: 'y' } })).status).toBe(404);
+    const list = (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token })).json()) as { id: string }[];
+    expect(list.map((d) => d.id)).toContain(device.id);
+  });
+
+  it('reports the broker in /api/health', async () => {
+    const health = await (await t.request('/api/health')).json();
+    expect(health).toMatchObject({ status: 'ok', mqtt: { connected: true, broker: externalUrl ? 'external' : 'embedded' } });
+    expect(health.ingest.received).toBeGreaterThan(0);
+  });
+});
+
+describe('the embedded broker’s access rules', () => {
+  let t: TestHub;
+  let homeId: string;
+  let a: Created;
+  let b: Created;
+  let port: number;
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    t = await createTestHub();
+    const owner = await t.createUser('acl@example.com');
+    homeId = await t.createHome(owner.token);
+    const add = async (name: string) =>
+      (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
+    a = await add('Sensor A');
+    b = await add('Sensor B');
+    port = Number(new URL(t.hub.mqtt.broker.url).port);
+    // The rotation test below needs a's owner token.
+    Object.assign(a, { ownerToken: owner.token });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
+    await t.stop();
+  });
+
+  const connect = async (username: string | undefined, password: string | undefined) => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username, password, reconnectPeriod: 0 });
+    clients.push(client);
+    return client;
+  };
+
+  it('refuses clients without valid credentials', async () => {
+    await expect(connect(undefined, undefined)).rejects.toThrow(/Bad username or password|Not authorized/i);
+    await expect(connect(a.id, 'wrong-password')).rejects.toThrow(/Bad username or password/i);
+    await expect(connect('not-a-device', 'x')).rejects.toThrow(/Bad username or password/i);
+    expect(t.hub.mqtt.refused.auth).toBeGreaterThanOrEqual(3);
+  });
+
+  it("disconnects a device that publishes to another device's topic, and writes nothing", async () => {
+    const client = await connect(a.id, a.mqtt.password);
+    const closed = new Promise((resolve) => client.once('close', resolve));
+    client.publish(b.mqtt.telemetry_topic, JSON.stringify({ battery: 1 }));
+    await closed;
+    await sleep(100);
+    expect(t.hub.mqtt.refused.publish).toBe(1);
+    expect(t.hub.states.get('sensor.sensor_b_battery')).toBeUndefined();
+  });
+
+  it('lets a device subscribe to its own commands only', async () => {
+    const client = await connect(a.id, a.mqtt.password);
+    const own = await client.subscribeAsync(a.mqtt.command_topic);
+    expect(own[0]?.qos).toBe(0);
+    // A refused filter comes back as SUBACK 0x80, which mqtt.js reports as an error.
+    await expect(client.subscribeAsync(b.mqtt.command_topic)).rejects.toThrow(/Subscribe error/);
+    await expect(client.subscribeAsync('#')).rejects.toThrow(/Subscribe error/);
+    expect(t.hub.mqtt.refused.subscribe).toBe(2);
+    expect(client.connected).toBe(true);
+  });
+
+  it('stops the old password when credentials are rotated', async () => {
+    const res = await t.request(`/api/devices/${a.id}/credentials`, { method: 'POST', token: (a as unknown as { ownerToken: string }).ownerToken });
+    const rotated = (await res.json()) as Created;
+    expect(rotated.mqtt.password).not.toBe(a.mqtt.password);
+    await expect(connect(a.id, a.mqtt.password)).rejects.toThrow(/Bad username or password/i);
+    await connect(a.id, rotated.mqtt.password);
+  });
+});
