@@ -26,7 +26,7 @@ import { housekeeping } from './housekeeping/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { deviceRoutes, authenticateDevice } from './devices/index.js';
 import { MqttService } from './mqtt/index.js';
-import { TelemetryIngest } from './telemetry/index.js';
+import { readingRoutes, TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
 import { jobRoutes, Scheduler } from './scheduler/index.js';
 import { stateRoutes, StateMachine } from './states/index.js';
@@ -137,6 +137,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   app.route('/api', actionRoutes({ actions }));
   app.route('/api', eventRoutes({ bus }));
   app.route('/api', jobRoutes({ db, scheduler }));
+  app.route('/api', readingRoutes({ db }));
   app.route(
     '/api',
     deviceRoutes({

@@ -23,3 +23,26 @@ create table readings (
   text_value text -- strings
 );
 create index readings_device_metric_ts on readings (device_id, metric, ts);
+
+-- Rollups of numeric readings, kept by the housekeeping jobs (raw → minute → hour).
+create table readings_minute (
+  device_id uuid not null references devices (id) on delete cascade,
+  metric text not null,
+  bucket timestamptz not null,
+  min double precision not null,
+  max double precision not null,
+  avg double precision not null,
+  count integer not null,
+  primary key (device_id, metric, bucket)
+);
+
+create table readings_hour (
+  device_id uuid not null references devices (id) on delete cascade,
+  metric text not null,
+  bucket timestamptz not null,
+  min double precision not null,
+  max double precision not null,
+  avg double precision not null,
+  count integer not null,
+  primary key (device_id, metric, bucket)
+);

@@ -136,6 +136,17 @@ export interface ReadingsTable {
   text_value: string | null;
 }
 
+/** A rollup bucket of a numeric metric (minute or hour). */
+export interface RollupsTable {
+  device_id: string;
+  metric: string;
+  bucket: Timestamp;
+  min: number;
+  max: number;
+  avg: number;
+  count: number;
+}
+
 export interface MigrationsTable {
   scope: string;
   name: string;
@@ -156,6 +167,8 @@ export interface Database {
   plugin_settings: PluginSettingsTable;
   devices: DevicesTable;
   readings: ReadingsTable;
+  readings_minute: RollupsTable;
+  readings_hour: RollupsTable;
 }
 
 export type Device = Selectable<DevicesTable>;

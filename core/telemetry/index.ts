@@ -13,6 +13,9 @@ import type { Logger } from '../log/index.js';
 import type { MqttService } from '../mqtt/index.js';
 import type { StateMachine } from '../states/index.js';
 
+export { applyRetention, rollUpReadings, type Retention } from './rollups.js';
+export { readingRoutes } from './routes.js';
+
 /** Largest telemetry message accepted. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 const METRIC = /^[a-z0-9_]{1,64}$/;
@@ -59,7 +62,9 @@ interface Reading {
 }
 
 export class TelemetryIngest {
-  readonly #devices = new Map<string, KnownDevice>();
+  // Promises, so that messages arriving while a device is looked up wait for the same lookup
+  // and are applied in the order they came.
+  readonly #devices = new Map<string, Promise<KnownDevice | undefined>>();
   #pending: Reading[] = [];
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
@@ -184,15 +189,23 @@ export class TelemetryIngest {
       .catch((error: unknown) => this.log.warn({ err: error, deviceId }, 'could not record that the device was seen'));
   }
 
-  async #device(deviceId: string): Promise<KnownDevice | undefined> {
-    const known = this.#devices.get(deviceId);
-    if (known) return known;
-    if (!/^[0-9a-f-]{36}$/i.test(deviceId)) return undefined;
-    const row = await this.db.selectFrom('devices').select(['home_id', 'slug', 'name']).where('id', '=', deviceId).executeTakeFirst();
-    if (!row) return undefined;
-    const device = { homeId: row.home_id, slug: row.slug, name: row.name, lastSeenWritten: 0 };
-    this.#devices.set(deviceId, device);
-    return device;
+  #device(deviceId: string): Promise<KnownDevice | undefined> {
+    let lookup = this.#devices.get(deviceId);
+    if (lookup) return lookup;
+    if (!/^[0-9a-f-]{36}$/i.test(deviceId)) return Promise.resolve(undefined);
+    lookup = this.db
+      .selectFrom('devices')
+      .select(['home_id', 'slug', 'name'])
+      .where('id', '=', deviceId)
+      .executeTakeFirst()
+      .then((row) => {
+        // Unknown ids are not remembered: the device may be added a moment later.
+        if (!row) this.#devices.delete(deviceId);
+        return row && { homeId: row.home_id, slug: row.slug, name: row.name, lastSeenWritten: 0 };
+      });
+    lookup.catch(() => this.#devices.delete(deviceId));
+    this.#devices.set(deviceId, lookup);
+    return lookup;
   }
 
   #drop(reason: DropReason, topic: string, detail: Record<string, unknown> = {}): void {

@@ -4,6 +4,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyRetention, rollUpReadings } from '../../core/telemetry/index.js';
 import { createTestHub, type TestHub } from '../harness/index.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -134,11 +135,45 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
     expect(row.last_seen).not.toBeNull();
   });
 
+  it('serves readings raw and rolled up, as JSON and CSV', async () => {
+    const gauge = await addDevice('Soil Probe');
+    const minuteStart = Math.floor(Date.now() / 60_000) * 60_000;
+    const samples = [
+      { ts: minuteStart - 150_000, moisture: 10 },
+      { ts: minuteStart - 140_000, moisture: 20 },
+      { ts: minuteStart - 90_000, moisture: 40, note: '=cmd()' },
+    ];
+    const before = t.hub.telemetry.counters.readings;
+    for (const sample of samples) await t.hub.mqtt.publish(gauge.mqtt.telemetry_topic, JSON.stringify(sample), { qos: 1 });
+    await until(() => t.hub.telemetry.counters.readings, (n) => n === before + 4);
+    await t.hub.telemetry.flush();
+    await rollUpReadings(t.hub.database.db);
+
+    const url = `/api/devices/${gauge.id}/readings`;
+    const raw = (await (await t.request(`${url}?metric=moisture`, { token: owner.token })).json()) as { value: number }[];
+    expect(raw.map((r) => r.value)).toEqual([10, 20, 40]);
+    const minutes = (await (await t.request(`${url}?metric=moisture&resolution=minute`, { token: owner.token })).json()) as Record<string, unknown>[];
+    expect(minutes).toEqual([
+      { metric: 'moisture', bucket: new Date(minuteStart - 180_000).toISOString(), min: 10, max: 20, avg: 15, count: 2 },
+      { metric: 'moisture', bucket: new Date(minuteStart - 120_000).toISOString(), min: 40, max: 40, avg: 40, count: 1 },
+    ]);
+
+    const csv = await t.request(`${url}?format=csv`, { token: owner.token });
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    const lines = (await csv.text()).trim().split('\r\n');
+    expect(lines[0]).toBe('metric,ts,value,text_value');
+    expect(lines).toContain(`note,${new Date(minuteStart - 90_000).toISOString()},,'=cmd()`);
+
+    expect((await t.request(`${url}?resolution=weekly`, { token: owner.token })).status).toBe(400);
+    expect((await t.request(`${url}?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z`, { token: owner.token })).status).toBe(400);
+  });
+
   it("keeps other homes out of a home's devices", async () => {
     const stranger = await t.createUser(`stranger-${crypto.randomUUID().slice(0, 6)}@example.com`);
     expect((await t.request(`/api/devices/${device.id}`, { token: stranger.token })).status).toBe(404);
     expect((await t.request(`/api/homes/${homeId}/devices`, { token: stranger.token })).status).toBe(404);
     expect((await t.request(`/api/devices/${device.id}/credentials`, { method: 'POST', token: stranger.token })).status).toBe(404);
+    expect((await t.request(`/api/devices/${device.id}/readings`, { token: stranger.token })).status).toBe(404);
     expect((await t.request(`/api/homes/${homeId}/devices`, { token: stranger.token, json: { name: 'x', kind: 'y' } })).status).toBe(404);
     const list = (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token })).json()) as { id: string }[];
     expect(list.map((d) => d.id)).toContain(device.id);
@@ -191,7 +226,7 @@ describe('the embedded broker’s access rules', () => {
 
   it("disconnects a device that publishes to another device's topic, and writes nothing", async () => {
     const client = await connect(a.id, a.mqtt.password);
-    const closed = new Promise((resolve) => client.once('close', resolve));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
     client.publish(b.mqtt.telemetry_topic, JSON.stringify({ battery: 1 }));
     await closed;
     await sleep(100);
@@ -216,5 +251,41 @@ describe('the embedded broker’s access rules', () => {
     expect(rotated.mqtt.password).not.toBe(a.mqtt.password);
     await expect(connect(a.id, a.mqtt.password)).rejects.toThrow(/Bad username or password/i);
     await connect(a.id, rotated.mqtt.password);
+  });
+});
+
+describe('rollups and retention', () => {
+  it('folds minutes into hours and deletes readings past their retention', async () => {
+    const t = await createTestHub();
+    try {
+      const owner = await t.createUser('roll@example.com');
+      const homeId = await t.createHome(owner.token);
+      const { id } = (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Probe', kind: 'sensor' } })).json()) as { id: string };
+      const db = t.hub.database.db;
+      const lastHour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000);
+      const minute = (m: number) => new Date(lastHour.getTime() + m * 60_000);
+      await db
+        .insertInto('readings_minute')
+        .values([
+          { device_id: id, metric: 'level', bucket: minute(0), min: 1, max: 3, avg: 2, count: 2 },
+          { device_id: id, metric: 'level', bucket: minute(30), min: 4, max: 8, avg: 6, count: 6 },
+        ])
+        .execute();
+      await rollUpReadings(db);
+      const hour = await db.selectFrom('readings_hour').selectAll().where('device_id', '=', id).execute();
+      expect(hour).toEqual([expect.objectContaining({ bucket: lastHour, min: 1, max: 8, avg: 5, count: 8 })]);
+
+      const daysAgo = (d: number) => new Date(Date.now() - d * 86_400_000);
+      await db.insertInto('readings').values([
+        { device_id: id, metric: 'level', ts: daysAgo(8), value: 1, text_value: null },
+        { device_id: id, metric: 'level', ts: daysAgo(6), value: 2, text_value: null },
+      ]).execute();
+      await db.insertInto('readings_minute').values({ device_id: id, metric: 'level', bucket: daysAgo(31), min: 1, max: 1, avg: 1, count: 1 }).execute();
+      const deleted = await applyRetention(db, { rawDays: 7, minuteDays: 30, hourDays: 365 });
+      expect(deleted).toEqual({ raw: 1, minute: 1, hour: 0 });
+      expect((await db.selectFrom('readings').select('value').where('device_id', '=', id).execute()).map((r) => r.value)).toEqual([2]);
+    } finally {
+      await t.stop();
+    }
   });
 });
