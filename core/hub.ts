@@ -26,6 +26,7 @@ import { housekeeping } from './housekeeping/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { deviceRoutes, authenticateDevice } from './devices/index.js';
 import { MqttService } from './mqtt/index.js';
+import { Metrics } from './metrics/index.js';
 import { readingRoutes, TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
 import { jobRoutes, Scheduler } from './scheduler/index.js';
@@ -123,8 +124,29 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     disabledByConfig: new Set(config.disabledPlugins),
   });
 
+  const ws = new WebSocketApi({
+    authenticateToken: (token) => authenticateToken(db, token),
+    bus,
+    states,
+    actions,
+    log: log.child({ api: 'websocket' }),
+    hubVersion: HUB_VERSION,
+    homeConfig: async (principal) => {
+      const homes = await db.selectFrom('homes').select(['id', 'name', 'latitude', 'longitude', 'timezone']).orderBy('created_at').execute();
+      const home = homes.find((h) => principal.homes.has(h.id)) ?? (principal.isAdmin ? homes[0] : undefined);
+      return {
+        name: home?.name ?? 'Mowthos Hub',
+        latitude: home?.latitude ?? 0,
+        longitude: home?.longitude ?? 0,
+        time_zone: home?.timezone ?? 'UTC',
+      };
+    },
+    components: () => [...new Set([...plugins.list().filter((p) => p.status === 'running').map((p) => p.id), ...actions.list(null).map((a) => a.domain)])].sort(),
+  });
+  const metrics = new Metrics({ db, database, states, mqtt, telemetry, plugins, websocketConnections: () => ws.connectionCount });
   const app = createApp({
     log,
+    observe: metrics.middleware(),
     bodyLimit: config.bodyLimit,
     authenticate: authenticate(db, config.trustProxy),
     publicRoutes: new Set([...PUBLIC_HEALTH_ROUTES, ...PUBLIC_AUTH_ROUTES, 'GET /api/openapi.json', 'GET /api/docs']),
@@ -164,28 +186,10 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     security: [{ bearer: [] }],
   });
   app.get('/api/docs', (c) => c.html(docsPage()));
+  app.get('/metrics', metrics.handler({ scrapeToken: config.metricsToken, authenticateToken: (token) => authenticateToken(db, token) }));
 
   await plugins.startAll([{ definition: housekeeping }, ...(options.plugins ?? (await discoverPlugins(PLUGINS_DIR, log)))]);
 
-  const ws = new WebSocketApi({
-    authenticateToken: (token) => authenticateToken(db, token),
-    bus,
-    states,
-    actions,
-    log: log.child({ api: 'websocket' }),
-    hubVersion: HUB_VERSION,
-    homeConfig: async (principal) => {
-      const homes = await db.selectFrom('homes').select(['id', 'name', 'latitude', 'longitude', 'timezone']).orderBy('created_at').execute();
-      const home = homes.find((h) => principal.homes.has(h.id)) ?? (principal.isAdmin ? homes[0] : undefined);
-      return {
-        name: home?.name ?? 'Mowthos Hub',
-        latitude: home?.latitude ?? 0,
-        longitude: home?.longitude ?? 0,
-        time_zone: home?.timezone ?? 'UTC',
-      };
-    },
-    components: () => [...new Set([...plugins.list().filter((p) => p.status === 'running').map((p) => p.id), ...actions.list(null).map((a) => a.domain)])].sort(),
-  });
   bus.fire('hub_started', {});
 
   let server: Server | undefined;

@@ -46,6 +46,7 @@ export const envSchema = z.object({
   HUB_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   HUB_OPEN_REGISTRATION: flag(false),
   HUB_TRUST_PROXY: flag(false),
+  HUB_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   HUB_BODY_LIMIT: z.coerce
     .number({ error: 'must be a number of bytes' })
     .int('must be a whole number of bytes')
@@ -76,6 +77,8 @@ export interface HubConfig {
   openRegistration: boolean;
   /** Take the client address from `X-Forwarded-For` (only behind a proxy you control). */
   trustProxy: boolean;
+  /** Bearer token Prometheus scrapes `/metrics` with (administrators' sessions work too). */
+  metricsToken: string | undefined;
   /** Largest accepted request body, in bytes. */
   bodyLimit: number;
   /** Plugins this deployment does not run (`HUB_DISABLED_PLUGINS`). */
@@ -128,6 +131,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     admin: { email: e.HUB_ADMIN_EMAIL.toLowerCase(), password: e.HUB_ADMIN_PASSWORD },
     openRegistration: e.HUB_OPEN_REGISTRATION,
     trustProxy: e.HUB_TRUST_PROXY,
+    metricsToken: e.HUB_METRICS_TOKEN,
     bodyLimit: e.HUB_BODY_LIMIT,
     disabledPlugins: e.HUB_DISABLED_PLUGINS,
     pluginEnv: Object.fromEntries(Object.entries(present).filter(([key]) => key.startsWith('PLUGIN_'))) as Record<string, string>,

@@ -66,6 +66,10 @@ export class TelemetryIngest {
   // and are applied in the order they came.
   readonly #devices = new Map<string, Promise<KnownDevice | undefined>>();
   #pending: Reading[] = [];
+  /** When the oldest pending reading was queued: the write lag starts there. */
+  #pendingSince = 0;
+  /** Called after each batch is written, with its size and how long its oldest reading waited. */
+  onBatchWritten: ((size: number, lagMs: number) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
   #unsubscribe: (() => Promise<void>)[] = [];
@@ -88,13 +92,20 @@ export class TelemetryIngest {
     }
   }
 
+  /** Readings waiting to be written. */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
   /** Writes pending readings now. */
   async flush(): Promise<void> {
     while (this.#writing) await this.#writing.catch(() => {});
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
+    const since = this.#pendingSince;
     this.#pending = [];
     this.#writing = this.#write(batch)
+      .then(() => this.onBatchWritten?.(batch.length, Date.now() - since))
       .catch((error: unknown) => {
         this.#requeue(batch);
         throw error;
@@ -214,6 +225,7 @@ export class TelemetryIngest {
   }
 
   #queue(reading: Reading): void {
+    if (this.#pending.length === 0) this.#pendingSince = Date.now();
     this.#pending.push(reading);
     this.counters.readings++;
     if (this.#pending.length >= BATCH_SIZE) this.#flushSoon(0);

@@ -63,12 +63,15 @@ export interface AppOptions {
   authenticate: MiddlewareHandler<HubEnv>;
   /** Routes open without authentication, as `METHOD /path`. Everything else needs a caller. */
   publicRoutes: ReadonlySet<string>;
+  /** Runs around every request (metrics). */
+  observe?: MiddlewareHandler<HubEnv>;
 }
 
 /** Creates the hub's HTTP app. Routers are mounted on it by the hub. */
 export function createApp(options: AppOptions): HubRouter {
   const app = createRouter();
   app.use('*', requestContext(options.log));
+  if (options.observe) app.use('*', options.observe);
   app.use(
     '/api/*',
     bodyLimit({

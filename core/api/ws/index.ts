@@ -71,6 +71,10 @@ export class WebSocketApi {
     });
   }
 
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
   /** Closes every connection (code 1001, going away). */
   close(): void {
     clearInterval(this.#heartbeat);
