@@ -13,6 +13,7 @@ import { getRequestListener } from '@hono/node-server';
 import type pino from 'pino';
 import pkg from '../package.json' with { type: 'json' };
 import { actionRoutes, ActionRegistry } from './actions/index.js';
+import { AlertEngine, alertRoutes } from './alerts/index.js';
 import { createApp, healthRoutes, PUBLIC_HEALTH_ROUTES, type HubRouter } from './api/rest/index.js';
 import { docsPage } from './api/rest/docs.js';
 import { WEBSOCKET_PATH, WebSocketApi } from './api/ws/index.js';
@@ -62,6 +63,7 @@ export interface Hub {
   readonly plugins: PluginManager;
   readonly mqtt: MqttService;
   readonly telemetry: TelemetryIngest;
+  readonly alerts: AlertEngine;
   /** Set when this start created the first administrator. */
   readonly firstRunAdmin: FirstRunAdmin | undefined;
   /** Starts listening on `config.host:config.port` (port 0 picks a free port). */
@@ -109,6 +111,9 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     authenticateDevice: (username, password) => authenticateDevice(db, username, password),
   });
   const telemetry = new TelemetryIngest(db, states, mqtt, log.child({ telemetry: true }));
+  const alerts = new AlertEngine(db, bus, log.child({ alerts: true }));
+  await alerts.reload();
+  telemetry.onReading((reading) => alerts.evaluate(reading));
   await telemetry.start();
   const scheduler = new Scheduler(db, log.child({ scheduler: true }));
   const plugins = new PluginManager({
@@ -160,6 +165,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   app.route('/api', eventRoutes({ bus }));
   app.route('/api', jobRoutes({ db, scheduler }));
   app.route('/api', readingRoutes({ db }));
+  app.route('/api', alertRoutes({ db, engine: alerts }));
   app.route(
     '/api',
     deviceRoutes({
@@ -250,6 +256,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
       await plugins.stopAll();
       await scheduler.stop();
       await telemetry.stop();
+      await alerts.settled();
       await mqtt.stop().catch((error: unknown) => log.error({ err: error }, 'mqtt shutdown failed'));
       await states.stop().catch((error: unknown) => log.error({ err: error }, 'last state write failed'));
       await database.close();
@@ -258,5 +265,5 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     return stopping;
   }
 
-  return { config, log, database, app, bus, states, actions, scheduler, plugins, mqtt, telemetry, firstRunAdmin, listen, stop };
+  return { config, log, database, app, bus, states, actions, scheduler, plugins, mqtt, telemetry, alerts, firstRunAdmin, listen, stop };
 }

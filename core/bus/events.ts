@@ -9,6 +9,16 @@ export interface StateChangedData {
   new_state: State | null;
 }
 
+export interface AlertEventData {
+  alert_id: string;
+  rule_id: string;
+  device_id: string;
+  metric: string;
+  severity: 'warning' | 'critical';
+  value: number;
+  threshold: number;
+}
+
 export interface CoreEvents {
   state_changed: StateChangedData;
   call_service: { domain: string; service: string; service_data: Record<string, unknown> };
@@ -18,6 +28,9 @@ export interface CoreEvents {
   plugin_failed: { plugin: string; error: string };
   plugin_stopped: { plugin: string };
   home_deleted: { home_id: string };
+  alert_raised: AlertEventData;
+  alert_acknowledged: AlertEventData;
+  alert_resolved: AlertEventData;
   hub_started: Record<string, never>;
   hub_stop: Record<string, never>;
 }

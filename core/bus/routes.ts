@@ -15,6 +15,9 @@ const RESERVED = new Set([
   'plugin_failed',
   'plugin_stopped',
   'home_deleted',
+  'alert_raised',
+  'alert_acknowledged',
+  'alert_resolved',
   'hub_started',
   'hub_stop',
 ]);

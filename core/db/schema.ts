@@ -147,6 +147,37 @@ export interface RollupsTable {
   count: number;
 }
 
+export interface AlertRulesTable {
+  id: Generated<string>;
+  home_id: string;
+  device_id: string | null;
+  metric: string;
+  direction: 'above' | 'below';
+  warning: number | null;
+  critical: number | null;
+  for_seconds: Generated<number>;
+  hysteresis: Generated<number>;
+  enabled: Generated<boolean>;
+  created_at: DefaultTimestamp;
+}
+
+export interface AlertsTable {
+  id: Generated<string>;
+  rule_id: string;
+  home_id: string;
+  device_id: string;
+  metric: string;
+  severity: 'warning' | 'critical';
+  status: 'active' | 'acknowledged' | 'resolved';
+  value: number;
+  threshold: number;
+  raised_at: DefaultTimestamp;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+  resolved_at: Timestamp | null;
+  resolved_by: string | null;
+}
+
 export interface MigrationsTable {
   scope: string;
   name: string;
@@ -169,7 +200,12 @@ export interface Database {
   readings: ReadingsTable;
   readings_minute: RollupsTable;
   readings_hour: RollupsTable;
+  alert_rules: AlertRulesTable;
+  alerts: AlertsTable;
 }
+
+export type AlertRule = Selectable<AlertRulesTable>;
+export type Alert = Selectable<AlertsTable>;
 
 export type Device = Selectable<DevicesTable>;
 

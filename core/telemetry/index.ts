@@ -68,6 +68,8 @@ export class TelemetryIngest {
   #pending: Reading[] = [];
   /** When the oldest pending reading was queued: the write lag starts there. */
   #pendingSince = 0;
+  /** Listeners of every numeric reading as it arrives (the alert rules). */
+  readonly #readingListeners = new Set<(reading: { deviceId: string; homeId: string; metric: string; value: number; at: Date }) => void>();
   /** Called after each batch is written, with its size and how long its oldest reading waited. */
   onBatchWritten: ((size: number, lagMs: number) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -90,6 +92,12 @@ export class TelemetryIngest {
       const filter = `${share}${this.mqtt.root}/+/+/${kind}`;
       this.#unsubscribe.push(await this.mqtt.subscribe(filter, (topic, payload) => void this.#receive(kind, topic, payload)));
     }
+  }
+
+  /** Calls `listener` with each numeric reading; returns the function that stops it. */
+  onReading(listener: (reading: { deviceId: string; homeId: string; metric: string; value: number; at: Date }) => void): () => void {
+    this.#readingListeners.add(listener);
+    return () => this.#readingListeners.delete(listener);
   }
 
   /** Readings waiting to be written. */
@@ -165,6 +173,15 @@ export class TelemetryIngest {
       this.states.set(entityId(device, metric, value), value ? 'on' : 'off', { friendly_name }, options);
     } else {
       this.states.set(entityId(device, metric, value), String(value), { ...KNOWN_METRICS[metric], friendly_name }, options);
+    }
+    if (typeof value === 'number') {
+      for (const listener of this.#readingListeners) {
+        try {
+          listener({ deviceId, homeId: device.homeId, metric, value, at });
+        } catch (error) {
+          this.log.error({ err: error, deviceId, metric }, 'reading listener failed');
+        }
+      }
     }
     this.#queue({
       device_id: deviceId,
