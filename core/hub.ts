@@ -27,6 +27,7 @@ import { housekeeping } from './housekeeping/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { deviceRoutes, authenticateDevice } from './devices/index.js';
 import { MqttService } from './mqtt/index.js';
+import { maintenanceRoutes, raiseDueTasks } from './maintenance/index.js';
 import { Metrics } from './metrics/index.js';
 import { readingRoutes, TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
@@ -166,6 +167,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   app.route('/api', jobRoutes({ db, scheduler }));
   app.route('/api', readingRoutes({ db }));
   app.route('/api', alertRoutes({ db, engine: alerts }));
+  app.route('/api', maintenanceRoutes({ db, alerts }));
   app.route(
     '/api',
     deviceRoutes({
@@ -194,6 +196,12 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   app.get('/api/docs', (c) => c.html(docsPage()));
   app.get('/metrics', metrics.handler({ scrapeToken: config.metricsToken, authenticateToken: (token) => authenticateToken(db, token) }));
 
+  await scheduler.register({
+    owner: 'hub',
+    name: 'maintenance_due',
+    schedule: { cron: '0 6 * * *' },
+    run: async ({ log: jobLog }) => jobLog.info({ raised: await raiseDueTasks(db, alerts) }, 'due maintenance raised'),
+  });
   await plugins.startAll([{ definition: housekeeping }, ...(options.plugins ?? (await discoverPlugins(PLUGINS_DIR, log)))]);
 
   bus.fire('hub_started', {});

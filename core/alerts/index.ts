@@ -8,7 +8,7 @@
  */
 import type { Kysely } from 'kysely';
 import { createContext, type EventBus } from '../bus/index.js';
-import { isUniqueViolation, type Alert, type AlertRule, type Database } from '../db/index.js';
+import { isUniqueViolation, type Alert, type AlertRule, type Database, type MaintenanceTask } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 
 export { alertRoutes } from './routes.js';
@@ -137,6 +137,38 @@ export class AlertEngine {
     if (announce) this.#fire('alert_raised', changed);
   }
 
+  /** Raises the alert of a maintenance task that is due (once while it stays open). */
+  async raiseForTask(task: MaintenanceTask, value: number, threshold: number): Promise<Alert | undefined> {
+    try {
+      const alert = await this.db
+        .insertInto('alerts')
+        .values({
+          rule_id: null,
+          task_id: task.id,
+          home_id: task.home_id,
+          device_id: task.device_id,
+          metric: task.due_metric ?? 'maintenance',
+          severity: 'warning',
+          status: 'active',
+          value,
+          threshold,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      this.#fire('alert_raised', alert);
+      return alert;
+    } catch (error) {
+      if (isUniqueViolation(error)) return undefined; // already open
+      throw error;
+    }
+  }
+
+  /** Resolves the open alert of a task that was done or cancelled. */
+  async resolveForTask(taskId: string, userId: string): Promise<void> {
+    const open = await this.db.selectFrom('alerts').selectAll().where('task_id', '=', taskId).where('status', '<>', 'resolved').executeTakeFirst();
+    if (open) await this.#resolve(open, userId);
+  }
+
   /** Acknowledges an active alert; undefined when it is not active (or not found). */
   async acknowledge(id: string, userId: string): Promise<Alert | undefined> {
     const alert = await this.db
@@ -171,7 +203,7 @@ export class AlertEngine {
   #fire(type: 'alert_raised' | 'alert_acknowledged' | 'alert_resolved', alert: Alert, userId: string | null = null): void {
     this.bus.fire(
       type,
-      { alert_id: alert.id, rule_id: alert.rule_id, device_id: alert.device_id, metric: alert.metric, severity: alert.severity, value: alert.value, threshold: alert.threshold },
+      { alert_id: alert.id, rule_id: alert.rule_id, task_id: alert.task_id, device_id: alert.device_id, metric: alert.metric, severity: alert.severity, value: alert.value, threshold: alert.threshold },
       { homeId: alert.home_id, context: createContext({ user_id: userId }) },
     );
   }

@@ -42,7 +42,8 @@ const RuleSchema = z
 const AlertSchema = z
   .object({
     id: z.uuid(),
-    rule_id: z.uuid(),
+    rule_id: z.uuid().nullable().describe('The threshold rule that raised it, or null'),
+    task_id: z.uuid().nullable().describe('The maintenance task that is due, or null'),
     home_id: z.uuid(),
     device_id: z.uuid(),
     metric: z.string(),

@@ -11,7 +11,8 @@ export interface StateChangedData {
 
 export interface AlertEventData {
   alert_id: string;
-  rule_id: string;
+  rule_id: string | null;
+  task_id: string | null;
   device_id: string;
   metric: string;
   severity: 'warning' | 'critical';

@@ -161,9 +161,25 @@ export interface AlertRulesTable {
   created_at: DefaultTimestamp;
 }
 
+export interface MaintenanceTasksTable {
+  id: Generated<string>;
+  home_id: string;
+  device_id: string;
+  title: string;
+  type: 'preventive' | 'corrective';
+  due_at: Timestamp | null;
+  due_metric: string | null;
+  due_value: number | null;
+  status: Generated<'open' | 'done' | 'cancelled'>;
+  assignee_id: string | null;
+  created_at: DefaultTimestamp;
+  completed_at: Timestamp | null;
+}
+
 export interface AlertsTable {
   id: Generated<string>;
-  rule_id: string;
+  rule_id: string | null;
+  task_id: Generated<string | null>;
   home_id: string;
   device_id: string;
   metric: string;
@@ -202,7 +218,10 @@ export interface Database {
   readings_hour: RollupsTable;
   alert_rules: AlertRulesTable;
   alerts: AlertsTable;
+  maintenance_tasks: MaintenanceTasksTable;
 }
+
+export type MaintenanceTask = Selectable<MaintenanceTasksTable>;
 
 export type AlertRule = Selectable<AlertRulesTable>;
 export type Alert = Selectable<AlertsTable>;
