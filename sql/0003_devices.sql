@@ -9,6 +9,7 @@ create table devices (
   model text,
   firmware text,
   mqtt_secret_hash text not null, -- hex SHA-256 of the MQTT password; the password is shown once
+  broker_password_hash text not null, -- the same password as Mosquitto's password_file wants it ($7$, PBKDF2-SHA512)
   online boolean not null default false,
   last_seen timestamptz,
   created_at timestamptz not null default now()

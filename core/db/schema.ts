@@ -123,6 +123,7 @@ export interface DevicesTable {
   model: string | null;
   firmware: string | null;
   mqtt_secret_hash: string;
+  broker_password_hash: string;
   online: Generated<boolean>;
   last_seen: Timestamp | null;
   created_at: DefaultTimestamp;

@@ -5,6 +5,7 @@
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
+import { mosquittoHash } from '../mqtt/index.js';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
@@ -25,6 +26,14 @@ export async function authenticateDevice(db: Kysely<Database>, username: string,
   const given = Buffer.from(hashSecret(password));
   const stored = Buffer.from(device.mqtt_secret_hash);
   return given.length === stored.length && timingSafeEqual(given, stored) ? { deviceId: device.id, homeId: device.home_id } : undefined;
+}
+
+/**
+ * The stored forms of a device's MQTT password: SHA-256 for the embedded broker, and the
+ * `$7$` (PBKDF2-SHA512) form of Mosquitto's password_file for an external broker.
+ */
+function passwordHashes(password: string) {
+  return { mqtt_secret_hash: hashSecret(password), broker_password_hash: mosquittoHash(password) };
 }
 
 /** `sensor.<slug>_<metric>`: a device name made fit for entity ids. */
@@ -175,7 +184,7 @@ export function deviceRoutes({ db, states, mqtt }: DeviceRoutesOptions) {
       try {
         device = await db
           .insertInto('devices')
-          .values({ ...input, home_id: homeId, slug, mqtt_secret_hash: hashSecret(password) })
+          .values({ ...input, home_id: homeId, slug, ...passwordHashes(password) })
           .returningAll()
           .executeTakeFirstOrThrow();
       } catch (error) {
@@ -199,7 +208,7 @@ export function deviceRoutes({ db, states, mqtt }: DeviceRoutesOptions) {
     const device = await visibleDevice(c.var.principal, c.req.valid('param').id);
     requireHomeRole(c.var.principal, device.home_id, 'owner');
     const password = generateSecret();
-    await db.updateTable('devices').set({ mqtt_secret_hash: hashSecret(password) }).where('id', '=', device.id).execute();
+    await db.updateTable('devices').set(passwordHashes(password)).where('id', '=', device.id).execute();
     c.var.log.info({ deviceId: device.id }, 'device credentials rotated');
     return c.json({ ...present(device), mqtt: credentials(device, password, c.req.header('host') ?? '') }, 200);
   });
