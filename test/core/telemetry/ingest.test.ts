@@ -4,8 +4,8 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyRetention, rollUpReadings } from '../../core/telemetry/index.js';
-import { createTestHub, type TestHub } from '../harness/index.js';
+import { applyRetention, rollUpReadings } from '../../../core/telemetry/index.js';
+import { createTestHub, type TestHub } from '../../harness/index.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
