@@ -182,6 +182,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
           return { host, port: Number(broker.port) || 1883 };
         },
       },
+      onDeleted: (deviceId) => telemetry.forgetDevice(deviceId),
     }),
   );
   app.route('/api', pluginRoutes({ plugins }));

@@ -148,9 +148,11 @@ export interface DeviceRoutesOptions {
   states: StateMachine;
   /** Topic root and where devices reach the broker (the request's host for the embedded one). */
   mqtt: { root: string; address(requestHost: string): { host: string; port: number } };
+  /** Called after a device is deleted (the ingest forgets it). */
+  onDeleted(deviceId: string): void;
 }
 
-export function deviceRoutes({ db, states, mqtt }: DeviceRoutesOptions) {
+export function deviceRoutes({ db, states, mqtt, onDeleted }: DeviceRoutesOptions) {
   const router = createRouter();
 
   const credentials = (device: Device, password: string, requestHost: string) => {
@@ -217,6 +219,7 @@ export function deviceRoutes({ db, states, mqtt }: DeviceRoutesOptions) {
     const device = await visibleDevice(c.var.principal, c.req.valid('param').id);
     requireHomeRole(c.var.principal, device.home_id, 'owner');
     await db.deleteFrom('devices').where('id', '=', device.id).execute();
+    onDeleted(device.id);
     for (const entry of [...states.entries()]) {
       if (entry.deviceId === device.id) states.remove(entry.state.entity_id);
     }

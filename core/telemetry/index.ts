@@ -8,7 +8,7 @@
  * @module
  */
 import type { Kysely } from 'kysely';
-import type { Database } from '../db/index.js';
+import { sqlState, type Database } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import type { MqttService } from '../mqtt/index.js';
 import type { StateMachine } from '../states/index.js';
@@ -18,7 +18,9 @@ export { readingRoutes } from './routes.js';
 
 /** Largest telemetry message accepted. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
-const METRIC = /^[a-z0-9_]{1,64}$/;
+/** Metric names: lower-case words joined by single underscores (they end entity ids). */
+const METRIC = /^[a-z0-9]+(?:_[a-z0-9]+)*$/;
+const MAX_METRIC_LENGTH = 64;
 const MAX_TEXT = 255;
 const BATCH_SIZE = 500;
 const FLUSH_INTERVAL_MS = 250;
@@ -44,7 +46,7 @@ const KNOWN_METRICS: Record<string, { unit_of_measurement?: string; device_class
   area_mowed: { unit_of_measurement: 'm²', device_class: 'area' },
 };
 
-export type DropReason = 'too_large' | 'malformed' | 'invalid_value' | 'unknown_device' | 'bad_topic' | 'entity_conflict';
+export type DropReason = 'too_large' | 'malformed' | 'invalid_value' | 'unknown_device' | 'bad_topic' | 'entity_conflict' | 'failed';
 
 interface KnownDevice {
   homeId: string;
@@ -90,7 +92,12 @@ export class TelemetryIngest {
     const share = this.mqtt.broker.kind === 'external' ? '$share/hub/' : '';
     for (const kind of ['telemetry', 'status'] as const) {
       const filter = `${share}${this.mqtt.root}/+/+/${kind}`;
-      this.#unsubscribe.push(await this.mqtt.subscribe(filter, (topic, payload) => void this.#receive(kind, topic, payload)));
+      const receive = (topic: string, payload: Buffer) =>
+        this.#receive(kind, topic, payload).catch((error: unknown) => {
+          this.counters.dropped.failed = (this.counters.dropped.failed ?? 0) + 1;
+          this.log.error({ err: error, topic }, 'telemetry message failed');
+        });
+      this.#unsubscribe.push(await this.mqtt.subscribe(filter, (topic, payload) => void receive(topic, payload)));
     }
   }
 
@@ -113,6 +120,14 @@ export class TelemetryIngest {
     const since = this.#pendingSince;
     this.#pending = [];
     this.#writing = this.#write(batch)
+      .catch(async (error: unknown) => {
+        // A constraint violation means readings of a device deleted meanwhile: write the rest.
+        if (!sqlState(error).startsWith('23')) throw error;
+        const known = new Set((await this.db.selectFrom('devices').select('id').execute()).map((d) => d.id));
+        const kept = batch.filter((r) => known.has(r.device_id));
+        this.counters.droppedReadings += batch.length - kept.length;
+        await this.#write(kept);
+      })
       .then(() => this.onBatchWritten?.(batch.length, Date.now() - since))
       .catch((error: unknown) => {
         this.#requeue(batch);
@@ -156,7 +171,7 @@ export class TelemetryIngest {
     if (!at) return this.#drop('malformed', topic, { why: 'ts must be epoch milliseconds or an ISO date' });
     const values = Object.entries(metrics).map(([metric, value]) => ({ metric: metric.toLowerCase(), value }));
     if (values.length === 0) return this.#drop('malformed', topic, { why: 'no metrics' });
-    const bad = values.find(({ metric, value }) => !METRIC.test(metric) || !acceptable(value));
+    const bad = values.find(({ metric, value }) => metric.length > MAX_METRIC_LENGTH || !METRIC.test(metric) || !acceptable(value));
     if (bad) return this.#drop('invalid_value', topic, { metric: bad.metric });
     const ownedByOthers = (id: string) => (this.states.entry(id)?.owner ?? 'telemetry') !== 'telemetry';
     const taken = values.find(({ metric, value }) => ownedByOthers(entityId(device, metric, value)));

@@ -103,6 +103,7 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
     ['a value that is not finite', '{"battery": 1e999}', 'invalid_value'],
     ['an object value', '{"battery": 50, "nested": {"x": 1}}', 'invalid_value'],
     ['a bad metric name', '{"bat tery": 50}', 'invalid_value'],
+    ['a metric name that would break the entity id', '{"_battery": 50}', 'invalid_value'],
     ['a clock far off', `{"battery": 50, "ts": ${Date.now() + 7 * 86_400_000}}`, 'malformed'],
     ['more than 64 KiB', JSON.stringify({ note: 'x'.repeat(70 * 1024) }), 'too_large'],
   ])('drops %s whole, and counts it', async (_, payload, reason) => {
@@ -166,6 +167,19 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
 
     expect((await t.request(`${url}?resolution=weekly`, { token: owner.token })).status).toBe(400);
     expect((await t.request(`${url}?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z`, { token: owner.token })).status).toBe(400);
+  });
+
+  it('forgets a deleted device: its messages are dropped and nothing half-written remains', async () => {
+    const gone = await addDevice('Short Lived');
+    await t.hub.mqtt.publish(gone.mqtt.telemetry_topic, '{"battery": 5}', { qos: 1 });
+    await until(() => t.hub.states.get('sensor.short_lived_battery'), (s) => s !== undefined);
+    expect((await t.request(`/api/devices/${gone.id}`, { method: 'DELETE', token: owner.token })).status).toBe(204);
+    expect(t.hub.states.get('sensor.short_lived_battery')).toBeUndefined();
+    const before = t.hub.telemetry.counters.dropped.unknown_device ?? 0;
+    await t.hub.mqtt.publish(gone.mqtt.telemetry_topic, '{"battery": 6}', { qos: 1 });
+    await until(() => t.hub.telemetry.counters.dropped.unknown_device ?? 0, (n) => n === before + 1);
+    await t.hub.telemetry.flush(); // the reading queued before the delete does not block the writer
+    expect(await readings(gone.id)).toEqual([]);
   });
 
   it("keeps other homes out of a home's devices", async () => {
