@@ -1,7 +1,8 @@
 /**
- * The embedded broker (aedes) for hubs without `MQTT_URL`: every client authenticates (the
- * hub's own client with a per-process secret, devices with their credentials), and a device
- * may publish only under its own topic and subscribe only to its own commands.
+ * The embedded broker (aedes) for hubs without `MQTT_URL`. Devices authenticate with their
+ * credentials and may publish only under their own topic and subscribe only to their own
+ * commands. The hub itself is no network client: it publishes and subscribes in-process, so
+ * a burst of device messages never queues behind a loopback socket.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
@@ -19,8 +20,6 @@ export interface EmbeddedBrokerOptions {
   host: string;
   /** Topic root, e.g. `mowthos`. */
   root: string;
-  /** The hub's own client. */
-  internal: { username: string; password: string };
   /** Checks a device's MQTT credentials. */
   authenticateDevice(username: string, password: string): Promise<DeviceIdentity | undefined>;
   /** A refused publish or subscribe, for counting and logging. */
@@ -28,22 +27,26 @@ export interface EmbeddedBrokerOptions {
   log: Logger;
 }
 
-const identities = new WeakMap<Client, DeviceIdentity | 'hub'>();
+const identities = new WeakMap<Client, DeviceIdentity>();
 const DEVICE_TOPICS = new Set(['telemetry', 'status', 'state']);
 
 function refusal(code: 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
-export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<{ port: number; close(): Promise<void> }> {
-  const { root, internal } = options;
+/** The hub's side of the embedded broker. */
+export interface EmbeddedBroker {
+  port: number;
+  publish(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean): Promise<void>;
+  subscribe(filter: string, deliver: (topic: string, payload: Buffer) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const { root } = options;
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
       const secret = password?.toString() ?? '';
-      if (username === internal.username && secret === internal.password) {
-        identities.set(client, 'hub');
-        return done(null, true);
-      }
       if (!username || !secret) {
         options.onRefused('auth', { clientId: client.id, reason: 'no credentials' });
         return done(refusal(4, 'Credentials required'), false);
@@ -64,8 +67,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       );
     },
     authorizePublish(client, packet, done) {
-      const who = client && identities.get(client);
-      if (who === 'hub' || client === null) return done(null);
+      if (client === null) return done(null); // the hub, in-process
+      const who = identities.get(client);
       const [prefix, home, device, kind, ...rest] = packet.topic.split('/');
       const own = who && prefix === root && home === who.homeId && device === who.deviceId && rest.length === 0 && DEVICE_TOPICS.has(kind ?? '');
       if (own) return done(null);
@@ -74,7 +77,6 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     },
     authorizeSubscribe(client, subscription, done) {
       const who = identities.get(client);
-      if (who === 'hub') return done(null, subscription);
       const allowed = who && subscription.topic === `${root}/${who.homeId}/${who.deviceId}/command`;
       if (allowed) return done(null, subscription);
       options.onRefused('subscribe', { clientId: client.id, topic: subscription.topic });
@@ -103,6 +105,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
 
   return {
     port,
+    publish: (topic, payload, qos, retain) =>
+      new Promise((resolve, reject) =>
+        broker.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (error) => (error ? reject(error) : resolve())),
+      ),
+    async subscribe(filter, deliver) {
+      // Called synchronously and acknowledged at once: aedes never queues for the hub.
+      const onMessage = (packet: { topic: string; payload: string | Buffer }, done: () => void) => {
+        deliver(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+        done();
+      };
+      await new Promise<void>((resolve) => broker.subscribe(filter, onMessage, resolve));
+      return () => new Promise<void>((resolve) => broker.unsubscribe(filter, onMessage, resolve));
+    },
     async close() {
       // aedes.close waits for clients that may never go: cut their sockets first.
       for (const socket of sockets) socket.destroy();

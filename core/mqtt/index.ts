@@ -29,36 +29,36 @@ export interface MqttOptions {
 /** What the embedded broker refused, by kind; the metrics endpoint reads these. */
 export type Refusals = Record<'auth' | 'publish' | 'subscribe', number>;
 
+/** How the hub reaches its broker: in-process (embedded) or as a client (external). */
+interface Transport {
+  readonly connected: boolean;
+  publish(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean): Promise<void>;
+  subscribe(filter: string, deliver: MessageHandler): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
 export class MqttService {
-  readonly #handlers = new Map<string, Set<MessageHandler>>();
+  readonly #handlers = new Map<string, { handlers: Set<MessageHandler>; unsubscribe: Promise<() => Promise<void>> }>();
 
   private constructor(
-    private readonly client: MqttClient,
+    private readonly transport: Transport,
     private readonly log: Logger,
     /** The topic root every hub topic starts with (`HUB_MQTT_ROOT`). */
     readonly root: string,
     /** Where devices connect. */
     readonly broker: { kind: 'embedded' | 'external'; url: string },
-    private readonly closeBroker: () => Promise<void>,
     readonly refused: Refusals,
-  ) {
-    client.on('message', (topic, payload) => this.#deliver(topic, payload));
-  }
+  ) {}
 
-  /** Starts the embedded broker if there is no `MQTT_URL`, then connects the hub's client. */
+  /** Starts the embedded broker if there is no `MQTT_URL`, else connects to that broker. */
   static async start(options: MqttOptions): Promise<MqttService> {
     const { config, log } = options;
-    let url = config.mqttUrl;
-    let credentials: { username?: string; password?: string } = {};
-    let closeBroker = async () => {};
     const refused: Refusals = { auth: 0, publish: 0, subscribe: 0 };
-    if (!url) {
-      const internal = { username: `hub-${generateSecret().slice(0, 8)}`, password: generateSecret() };
+    if (!config.mqttUrl) {
       const broker = await startEmbeddedBroker({
         port: config.mqttPort,
         host: config.host,
         root: config.mqttRoot,
-        internal,
         authenticateDevice: options.authenticateDevice,
         onRefused: (kind, detail) => {
           refused[kind]++;
@@ -66,26 +66,24 @@ export class MqttService {
         },
         log,
       });
-      url = `mqtt://127.0.0.1:${broker.port}`;
-      credentials = internal;
-      closeBroker = broker.close;
-    } else {
-      const parsed = new URL(url);
-      credentials = { username: decodeURIComponent(parsed.username) || undefined, password: decodeURIComponent(parsed.password) || undefined };
-      parsed.username = '';
-      parsed.password = '';
-      url = parsed.toString();
+      const transport: Transport = { connected: true, ...broker };
+      return new MqttService(transport, log, config.mqttRoot, { kind: 'embedded', url: `mqtt://127.0.0.1:${broker.port}` }, refused);
     }
-    const client = await connect(url, credentials, log);
-    return new MqttService(client, log, config.mqttRoot, { kind: config.mqttUrl ? 'external' : 'embedded', url }, closeBroker, refused);
+    const parsed = new URL(config.mqttUrl);
+    const credentials = { username: decodeURIComponent(parsed.username) || undefined, password: decodeURIComponent(parsed.password) || undefined };
+    parsed.username = '';
+    parsed.password = '';
+    const url = parsed.toString();
+    const transport = clientTransport(await connect(url, credentials, log));
+    return new MqttService(transport, log, config.mqttRoot, { kind: 'external', url }, refused);
   }
 
   get connected(): boolean {
-    return this.client.connected;
+    return this.transport.connected;
   }
 
   async publish(topic: string, payload: string | Buffer, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
-    await this.client.publishAsync(topic, payload, { qos: options.qos ?? 0, retain: options.retain ?? false });
+    await this.transport.publish(topic, Buffer.isBuffer(payload) ? payload : Buffer.from(payload), options.qos ?? 0, options.retain ?? false);
   }
 
   /**
@@ -95,37 +93,60 @@ export class MqttService {
    * @returns the function that removes the handler (and the subscription when it was the last).
    */
   async subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>> {
-    let set = this.#handlers.get(filter);
-    if (!set) {
-      this.#handlers.set(filter, (set = new Set()));
-      await this.client.subscribeAsync(filter, { qos: 1 });
+    let entry = this.#handlers.get(filter);
+    if (!entry) {
+      const handlers = new Set<MessageHandler>();
+      entry = { handlers, unsubscribe: this.transport.subscribe(filter, (topic, payload) => this.#deliver(handlers, topic, payload)) };
+      this.#handlers.set(filter, entry);
     }
-    set.add(handler);
+    entry.handlers.add(handler);
+    await entry.unsubscribe;
+    const current = entry;
     return async () => {
-      set.delete(handler);
-      if (set.size > 0 || this.#handlers.get(filter) !== set) return;
+      current.handlers.delete(handler);
+      if (current.handlers.size > 0 || this.#handlers.get(filter) !== current) return;
       this.#handlers.delete(filter);
-      if (this.client.connected) await this.client.unsubscribeAsync(filter);
+      await (await current.unsubscribe)();
     };
   }
 
   async stop(): Promise<void> {
-    await this.client.endAsync(true);
-    await this.closeBroker();
+    this.#handlers.clear();
+    await this.transport.close();
   }
 
-  #deliver(topic: string, payload: Buffer): void {
-    for (const [filter, handlers] of this.#handlers) {
-      if (!topicMatches(filter, topic)) continue;
-      for (const handler of handlers) {
-        try {
-          handler(topic, payload);
-        } catch (error) {
-          this.log.error({ err: error, topic }, 'mqtt message handler failed');
-        }
+  #deliver(handlers: Set<MessageHandler>, topic: string, payload: Buffer): void {
+    for (const handler of handlers) {
+      try {
+        handler(topic, payload);
+      } catch (error) {
+        this.log.error({ err: error, topic }, 'mqtt message handler failed');
       }
     }
   }
+}
+
+/** An external broker through mqtt.js: messages are routed to subscriptions by their filter. */
+function clientTransport(client: MqttClient): Transport {
+  const routes = new Map<string, MessageHandler>();
+  client.on('message', (topic, payload) => {
+    for (const [filter, deliver] of routes) if (topicMatches(filter, topic)) deliver(topic, payload);
+  });
+  return {
+    get connected() {
+      return client.connected;
+    },
+    publish: async (topic, payload, qos, retain) => void (await client.publishAsync(topic, payload, { qos, retain })),
+    async subscribe(filter, deliver) {
+      routes.set(filter, deliver);
+      await client.subscribeAsync(filter, { qos: 1 });
+      return async () => {
+        routes.delete(filter);
+        if (client.connected) await client.unsubscribeAsync(filter);
+      };
+    },
+    close: () => client.endAsync(true),
+  };
 }
 
 /** Connects with reconnection backing off from 1 s to 30 s; resolves on the first connection. */
