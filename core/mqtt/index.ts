@@ -1,13 +1,15 @@
 /**
- * MQTT: the embedded broker (no `MQTT_URL`) or an external one, and the hub's own client on
- * it. Everything above (telemetry, plugins) uses {@link MqttService}: publish, and subscribe
- * with a handler, the same way on either broker.
+ * MQTT: the embedded broker (no `MQTT_URL`), which the hub uses in-process, or an external
+ * one, reached through a client that reconnects with back-off and resubscribes. Everything
+ * above (telemetry, plugins) uses {@link MqttService}: publish, and subscribe with a handler,
+ * the same way on either broker.
  *
  * @module
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { generateSecret } from '../auth/index.js';
 import type { HubConfig } from '../config/index.js';
+import { StartupError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { startEmbeddedBroker, type DeviceIdentity } from './embedded.js';
 import { topicMatches } from './topics.js';
@@ -170,7 +172,7 @@ function connect(url: string, credentials: { username?: string; password?: strin
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       client.end(true);
-      reject(new Error(`Could not connect to the MQTT broker at ${url}`));
+      reject(new StartupError(`Could not connect to the MQTT broker at ${url} (MQTT_URL); is it running, and are the credentials right?`));
     }, 15_000);
     client.once('connect', () => {
       clearTimeout(timer);
