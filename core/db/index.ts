@@ -45,7 +45,9 @@ export async function openDatabase(source: DatabaseSource): Promise<HubDatabase>
   let dialect: Dialect;
   let unlock = async () => {};
   if (source.kind === 'postgres') {
-    const client = postgres(source.url, { max: 10, onnotice: () => {}, connection: { application_name: 'mowthos-hub' } });
+    // A short connect timeout: while the server is away, writers fail fast and retry rather
+    // than pile up behind postgres.js' default of 30 s.
+    const client = postgres(source.url, { max: 10, connect_timeout: 5, onnotice: () => {}, connection: { application_name: 'mowthos-hub' } });
     dialect = new PostgresJSDialect({ postgres: client });
   } else {
     if (source.dataDir) {
