@@ -10,7 +10,13 @@ import { createHub, type Hub } from './hub.js';
 const SHUTDOWN_LIMIT_MS = 10_000;
 
 function printWelcome(url: string, hub: Hub): void {
-  const lines = [``, `  Mowthos Hub ${hub.config.databaseUrl ? '(PostgreSQL)' : `(embedded database in ${hub.config.dataDir})`}`, `  ${url}`];
+  const broker = hub.mqtt.broker;
+  const lines = [
+    ``,
+    `  Mowthos Hub ${hub.config.databaseUrl ? '(PostgreSQL)' : `(embedded database in ${hub.config.dataDir})`}`,
+    `  ${url}`,
+    `  MQTT: ${broker.kind === 'embedded' ? `embedded broker on port ${new URL(broker.url).port}` : broker.url}`,
+  ];
   const admin = hub.firstRunAdmin;
   if (admin) {
     lines.push(``, `  First run: administrator ${admin.email}`);

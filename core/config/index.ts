@@ -71,6 +71,8 @@ export interface HubConfig {
   databaseUrl: string | undefined;
   mqttUrl: string | undefined;
   mqttPort: number;
+  /** Whether `MQTT_PORT` was set: a port chosen on purpose must be free, the default may move. */
+  mqttPortExplicit: boolean;
   /** First level of every hub topic: `<root>/<home>/<device>/telemetry`. */
   mqttRoot: string;
   admin: { email: string; password: string | undefined };
@@ -127,6 +129,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     databaseUrl: e.DATABASE_URL,
     mqttUrl: e.MQTT_URL,
     mqttPort: e.MQTT_PORT,
+    mqttPortExplicit: present.MQTT_PORT !== undefined,
     mqttRoot: e.HUB_MQTT_ROOT,
     admin: { email: e.HUB_ADMIN_EMAIL.toLowerCase(), password: e.HUB_ADMIN_PASSWORD },
     openRegistration: e.HUB_OPEN_REGISTRATION,

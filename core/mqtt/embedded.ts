@@ -17,6 +17,8 @@ export interface DeviceIdentity {
 
 export interface EmbeddedBrokerOptions {
   port: number;
+  /** When the port is taken: fail (a port set on purpose), or take a free one (the default). */
+  portIsExplicit: boolean;
   host: string;
   /** Topic root, e.g. `mowthos`. */
   root: string;
@@ -90,16 +92,28 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     socket.once('close', () => sockets.delete(socket));
     broker.handle(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new StartupError(`MQTT port ${options.port} is already in use; set MQTT_PORT to a free port, or MQTT_URL to use that broker`)
-          : error,
-      ),
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  try {
+    await listen(options.port);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    if (options.portIsExplicit) {
+      throw new StartupError(`MQTT port ${options.port} is already in use; set MQTT_PORT to a free port, or MQTT_URL to use the broker that holds it`);
+    }
+    // The default port is often held by a broker already on the machine: run beside it.
+    await listen(0);
+    options.log.warn(
+      { wanted: options.port, port: (server.address() as AddressInfo).port },
+      'MQTT port taken (another broker?); the embedded broker took a free port. Set MQTT_PORT to choose, or MQTT_URL to use that broker',
     );
-    server.listen(options.port, options.host, resolve);
-  });
+  }
   const { port } = server.address() as AddressInfo;
   options.log.info({ port }, 'embedded MQTT broker listening');
 

@@ -23,7 +23,7 @@ export type MessageHandler = (topic: string, payload: Buffer) => void;
 const MAX_BACKOFF_MS = 30_000;
 
 export interface MqttOptions {
-  config: Pick<HubConfig, 'mqttUrl' | 'mqttPort' | 'mqttRoot' | 'host'>;
+  config: Pick<HubConfig, 'mqttUrl' | 'mqttPort' | 'mqttPortExplicit' | 'mqttRoot' | 'host'>;
   log: Logger;
   authenticateDevice(username: string, password: string): Promise<DeviceIdentity | undefined>;
 }
@@ -59,6 +59,7 @@ export class MqttService {
     if (!config.mqttUrl) {
       const broker = await startEmbeddedBroker({
         port: config.mqttPort,
+        portIsExplicit: config.mqttPortExplicit,
         host: config.host,
         root: config.mqttRoot,
         authenticateDevice: options.authenticateDevice,

@@ -96,6 +96,9 @@ describe('npm start', () => {
       const hub = startHub({ HUB_DATA_DIR: dataDir, PORT: String(port) });
       expect(await hub.exited).toBe(78);
       expect(hub.stderr()).toContain(`Port ${port} is already in use; set PORT to a free port`);
+      const mqtt = startHub({ HUB_DATA_DIR: dataDir, MQTT_PORT: String(port) });
+      expect(await mqtt.exited).toBe(78);
+      expect(mqtt.stderr()).toContain(`MQTT port ${port} is already in use; set MQTT_PORT to a free port, or MQTT_URL`);
     } finally {
       blocker.close();
     }
