@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
 import { homeRole, inVisibleHomes, requireHomeRole } from '../auth/index.js';
 import type { Alert, AlertRule, Database } from '../db/index.js';
+import { requireVisibleDevice } from '../devices/index.js';
 import { hubError } from '../errors/index.js';
 import type { AlertEngine } from './index.js';
 
@@ -185,9 +186,8 @@ export function alertRoutes({ db, engine }: { db: Kysely<Database>; engine: Aler
   router.openapi(routes.createRule, async (c) => {
     const input = c.req.valid('json');
     requireHomeRole(c.var.principal, input.home_id, 'owner');
-    if (input.device_id) {
-      const device = await db.selectFrom('devices').select('home_id').where('id', '=', input.device_id).executeTakeFirst();
-      if (!device || device.home_id !== input.home_id) throw hubError('HUB_ERR_DEVICE_NOT_FOUND');
+    if (input.device_id && (await requireVisibleDevice(db, c.var.principal, input.device_id)).home_id !== input.home_id) {
+      throw hubError('HUB_ERR_DEVICE_NOT_FOUND', 'The device belongs to another home');
     }
     const rule = await db
       .insertInto('alert_rules')

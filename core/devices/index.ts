@@ -9,7 +9,7 @@ import { mosquittoHash } from '../mqtt/index.js';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
-import { generateSecret, hashSecret, homeRole, requireHomeRole } from '../auth/index.js';
+import { generateSecret, hashSecret, homeRole, requireHomeRole, type Principal } from '../auth/index.js';
 import { isUniqueViolation, type Database, type Device } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import { requireHome } from '../homes/index.js';
@@ -34,6 +34,13 @@ export async function authenticateDevice(db: Kysely<Database>, username: string,
  */
 function passwordHashes(password: string) {
   return { mqtt_secret_hash: hashSecret(password), broker_password_hash: mosquittoHash(password) };
+}
+
+/** A device of one of the caller's homes, or HUB_ERR_DEVICE_NOT_FOUND (also for other homes' devices). */
+export async function requireVisibleDevice(db: Kysely<Database>, principal: Principal, id: string): Promise<Device> {
+  const device = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!device || !homeRole(principal, device.home_id)) throw hubError('HUB_ERR_DEVICE_NOT_FOUND');
+  return device;
 }
 
 /** `sensor.<slug>_<metric>`: a device name made fit for entity ids. */
@@ -167,11 +174,7 @@ export function deviceRoutes({ db, states, mqtt, onDeleted }: DeviceRoutesOption
     };
   };
 
-  const visibleDevice = async (principal: Parameters<typeof homeRole>[0], id: string) => {
-    const device = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!device || !homeRole(principal, device.home_id)) throw hubError('HUB_ERR_DEVICE_NOT_FOUND');
-    return device;
-  };
+  const visibleDevice = (principal: Principal, id: string) => requireVisibleDevice(db, principal, id);
 
   router.openapi(routes.create, async (c) => {
     const { id: homeId } = c.req.valid('param');

@@ -6,7 +6,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Kysely, Transaction } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
-import { homeRole, inVisibleHomes, requireHomeRole, requireSession, roleAtLeast, type Principal } from '../auth/index.js';
+import { homeRole, inVisibleHomes, requireHomeRole, requireSession, roleAtLeast } from '../auth/index.js';
 import { createContext, type EventBus } from '../bus/index.js';
 import type { Database, Role } from '../db/index.js';
 import { hubError } from '../errors/index.js';

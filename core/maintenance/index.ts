@@ -10,6 +10,7 @@ import type { AlertEngine } from '../alerts/index.js';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
 import { homeRole, inVisibleHomes, requireHomeRole } from '../auth/index.js';
 import type { Database, MaintenanceTask } from '../db/index.js';
+import { requireVisibleDevice } from '../devices/index.js';
 import { hubError } from '../errors/index.js';
 
 async function latestValue(db: Kysely<Database>, deviceId: string, metric: string): Promise<number | undefined> {
@@ -141,8 +142,7 @@ export function maintenanceRoutes({ db, alerts }: { db: Kysely<Database>; alerts
 
   router.openapi(routes.create, async (c) => {
     const input = c.req.valid('json');
-    const device = await db.selectFrom('devices').select(['home_id']).where('id', '=', input.device_id).executeTakeFirst();
-    if (!device || !homeRole(c.var.principal, device.home_id)) throw hubError('HUB_ERR_DEVICE_NOT_FOUND');
+    const device = await requireVisibleDevice(db, c.var.principal, input.device_id);
     requireHomeRole(c.var.principal, device.home_id, 'technician');
     await requireAssignable(device.home_id, input.assignee_id);
     const baseline = input.metric ? ((await latestValue(db, input.device_id, input.metric)) ?? 0) : undefined;

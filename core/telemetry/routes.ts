@@ -1,8 +1,8 @@
 /** `GET /api/devices/{id}/readings`: raw readings or rollups over a period, as JSON or CSV. */
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
-import { createRouter, errors, json } from '../api/rest/index.js';
-import { homeRole } from '../auth/index.js';
+import { createRouter, errors } from '../api/rest/index.js';
+import { requireVisibleDevice } from '../devices/index.js';
 import type { Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 
@@ -47,8 +47,7 @@ export function readingRoutes({ db }: { db: Kysely<Database> }) {
   router.openapi(route, async (c) => {
     const { id } = c.req.valid('param');
     const query = c.req.valid('query');
-    const device = await db.selectFrom('devices').select(['home_id', 'slug']).where('id', '=', id).executeTakeFirst();
-    if (!device || !homeRole(c.var.principal, device.home_id)) throw hubError('HUB_ERR_DEVICE_NOT_FOUND');
+    const device = await requireVisibleDevice(db, c.var.principal, id);
     const end = query.end ? new Date(query.end) : new Date();
     const start = query.start ? new Date(query.start) : new Date(end.getTime() - DAY_MS);
     if (!(start < end)) throw hubError('HUB_ERR_VALIDATION', 'start must be before end');
