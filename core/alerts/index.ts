@@ -37,7 +37,8 @@ export function recovered(rule: Pick<AlertRule, 'direction' | 'hysteresis'>, thr
 }
 
 export class AlertEngine {
-  #rules: AlertRule[] = [];
+  /** Enabled rules by metric: every numeric reading looks its metric up here. */
+  #rulesByMetric = new Map<string, AlertRule[]>();
   /** Since when each (rule, device) has been in breach at a level, for the "for" duration. */
   readonly #breachingSince = new Map<string, { severity: Severity; since: number }>();
   /** Serialises evaluation per (rule, device): readings come faster than the database answers. */
@@ -51,12 +52,15 @@ export class AlertEngine {
 
   /** Loads the rules; call again after they change. */
   async reload(): Promise<void> {
-    this.#rules = await this.db.selectFrom('alert_rules').selectAll().where('enabled', '=', true).execute();
+    const rules = await this.db.selectFrom('alert_rules').selectAll().where('enabled', '=', true).execute();
+    const byMetric = new Map<string, AlertRule[]>();
+    for (const rule of rules) byMetric.set(rule.metric, [...(byMetric.get(rule.metric) ?? []), rule]);
+    this.#rulesByMetric = byMetric;
   }
 
   evaluate(reading: Reading): void {
-    for (const rule of this.#rules) {
-      if (rule.metric !== reading.metric || rule.home_id !== reading.homeId) continue;
+    for (const rule of this.#rulesByMetric.get(reading.metric) ?? []) {
+      if (rule.home_id !== reading.homeId) continue;
       if (rule.device_id !== null && rule.device_id !== reading.deviceId) continue;
       const key = `${rule.id}:${reading.deviceId}`;
       const next = (this.#chains.get(key) ?? Promise.resolve())
