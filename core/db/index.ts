@@ -21,6 +21,9 @@ export { migrate, MigrationError, type MigrationSource } from './migrator.js';
 /** Where the core's own migrations live. */
 export const CORE_MIGRATIONS_DIR = fileURLToPath(new URL('../../sql', import.meta.url));
 
+/** How long closing waits for PostgreSQL connections to finish their queries. */
+const CLOSE_GRACE_SECONDS = 5;
+
 /** Which database to open. */
 export type DatabaseSource =
   | { kind: 'postgres'; url: string }
@@ -44,11 +47,15 @@ export interface HubDatabase {
 export async function openDatabase(source: DatabaseSource): Promise<HubDatabase> {
   let dialect: Dialect;
   let unlock = async () => {};
+  let beforeDestroy = async () => {};
   if (source.kind === 'postgres') {
     // A short connect timeout: while the server is away, writers fail fast and retry rather
     // than pile up behind postgres.js' default of 30 s.
     const client = postgres(source.url, { max: 10, connect_timeout: 5, onnotice: () => {}, connection: { application_name: 'mowthos-hub' } });
     dialect = new PostgresJSDialect({ postgres: client });
+    // A connection that died mid-query during an outage may never report that it has ended;
+    // after a grace period postgres.js terminates what is left, so shutdown always finishes.
+    beforeDestroy = () => client.end({ timeout: CLOSE_GRACE_SECONDS });
   } else {
     if (source.dataDir) {
       await mkdir(source.dataDir, { recursive: true });
@@ -73,7 +80,7 @@ export async function openDatabase(source: DatabaseSource): Promise<HubDatabase>
       return performance.now() - started;
     },
     close() {
-      closing ??= db.destroy().finally(unlock);
+      closing ??= Promise.all([beforeDestroy(), db.destroy()]).then(() => undefined).finally(unlock);
       return closing;
     },
   };
