@@ -12,14 +12,19 @@ import { PostgresJSDialect } from 'kysely-postgres-js';
 import { StartupError } from '../errors/index.js';
 import postgres from 'postgres';
 import { SerialPGliteDialect } from './pglite.js';
+import { countConnections, type PoolStats } from './pool.js';
 import type { Database } from './schema.js';
 
 export type * from './schema.js';
 export { ROLES } from './schema.js';
 export { migrate, MigrationError, type MigrationSource } from './migrator.js';
+export type { PoolStats } from './pool.js';
 
 /** Where the core's own migrations live. */
 export const CORE_MIGRATIONS_DIR = fileURLToPath(new URL('../../sql', import.meta.url));
+
+/** Connections to a PostgreSQL server (PGlite has one). */
+const POSTGRES_POOL_SIZE = 10;
 
 /** How long closing waits for PostgreSQL connections to finish their queries. */
 const CLOSE_GRACE_SECONDS = 5;
@@ -34,6 +39,8 @@ export type DatabaseSource =
 export interface HubDatabase {
   db: Kysely<Database>;
   kind: DatabaseSource['kind'];
+  /** Connections in use and callers waiting for one. */
+  pool: PoolStats;
   /** Round-trip time of `select 1`, in milliseconds; rejects when the database is unreachable. */
   ping(): Promise<number>;
   /** Waits for running queries, then closes the database. Idempotent. */
@@ -46,13 +53,15 @@ export interface HubDatabase {
  */
 export async function openDatabase(source: DatabaseSource): Promise<HubDatabase> {
   let dialect: Dialect;
+  let poolSize = 1;
   let unlock = async () => {};
   let beforeDestroy = async () => {};
   if (source.kind === 'postgres') {
     // A short connect timeout: while the server is away, writers fail fast and retry rather
     // than pile up behind postgres.js' default of 30 s.
-    const client = postgres(source.url, { max: 10, connect_timeout: 5, onnotice: () => {}, connection: { application_name: 'mowthos-hub' } });
+    const client = postgres(source.url, { max: POSTGRES_POOL_SIZE, connect_timeout: 5, onnotice: () => {}, connection: { application_name: 'mowthos-hub' } });
     dialect = new PostgresJSDialect({ postgres: client });
+    poolSize = POSTGRES_POOL_SIZE;
     // A connection that died mid-query during an outage may never report that it has ended;
     // after a grace period postgres.js terminates what is left, so shutdown always finishes.
     beforeDestroy = () => client.end({ timeout: CLOSE_GRACE_SECONDS });
@@ -69,11 +78,13 @@ export async function openDatabase(source: DatabaseSource): Promise<HubDatabase>
       throw error;
     }
   }
-  const db = new Kysely<Database>({ dialect });
+  const pool = countConnections(dialect, poolSize);
+  const db = new Kysely<Database>({ dialect: pool.dialect });
   let closing: Promise<void> | undefined;
   return {
     db,
     kind: source.kind,
+    pool: pool.stats,
     async ping() {
       const started = performance.now();
       await sql`select 1`.execute(db);

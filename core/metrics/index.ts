@@ -11,7 +11,7 @@ import type { Kysely } from 'kysely';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HubEnv } from '../api/rest/index.js';
 import type { Principal } from '../auth/index.js';
-import type { Database } from '../db/index.js';
+import type { Database, HubDatabase } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import type { MqttService } from '../mqtt/index.js';
 import type { PluginManager } from '../plugins/index.js';
@@ -20,7 +20,7 @@ import type { TelemetryIngest } from '../telemetry/index.js';
 
 export interface MetricsSources {
   db: Kysely<Database>;
-  database: { ping(): Promise<number> };
+  database: Pick<HubDatabase, 'ping' | 'pool'>;
   states: StateMachine;
   mqtt: MqttService;
   telemetry: TelemetryIngest;
@@ -89,6 +89,18 @@ export class Metrics {
     new Gauge({ name: 'hub_db_up', help: '1 when the database answers', registers, async collect() {
       this.set(await sources.database.ping().then(() => 1, () => 0));
     } });
+    const { pool } = sources.database;
+    new Gauge({ name: 'hub_db_pool_size', help: 'Connections the database pool may open', registers, collect() {
+      this.set(pool.size);
+    } });
+    new Gauge({ name: 'hub_db_connections_in_use', help: 'Database connections handed out', registers, collect() {
+      this.set(pool.inUse);
+    } });
+    new Gauge({ name: 'hub_db_connections_waiting', help: 'Callers waiting for a database connection', registers, collect() {
+      this.set(pool.waiting);
+    } });
+    const acquire = new Histogram({ name: 'hub_db_acquire_seconds', help: 'Time spent waiting for a database connection', buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 2.5], registers });
+    pool.onAcquired = (seconds) => acquire.observe(seconds);
     new Gauge({ name: 'hub_plugin_running', help: '1 for each running plugin, 0 otherwise', labelNames: ['plugin', 'status'], registers, collect() {
       this.reset();
       for (const p of sources.plugins.list()) this.set({ plugin: p.id, status: p.status }, p.status === 'running' ? 1 : 0);

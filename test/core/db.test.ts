@@ -123,6 +123,26 @@ describe('storage under concurrency', () => {
     const count = await sql<{ c: number }>`select count(*)::int as c from ledger`.execute(database.db);
     expect(count.rows[0]!.c).toBe(50);
   });
+
+  it('counts connections in use and callers waiting for one', async () => {
+    const { pool } = database;
+    const waits: number[] = [];
+    pool.onAcquired = (seconds) => waits.push(seconds);
+    const finishers: (() => void)[] = [];
+    const held = Array.from({ length: pool.size }, () =>
+      database.db.transaction().execute(() => new Promise<void>((resolve) => finishers.push(resolve))),
+    );
+    while (pool.inUse < pool.size) await new Promise((resolve) => setTimeout(resolve, 5));
+    const waiting = sql`select 1`.execute(database.db);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect({ inUse: pool.inUse, waiting: pool.waiting }).toEqual({ inUse: pool.size, waiting: 1 });
+
+    for (const finish of finishers) finish();
+    await Promise.all([...held, waiting]);
+    expect({ inUse: pool.inUse, waiting: pool.waiting }).toEqual({ inUse: 0, waiting: 0 });
+    expect(waits.length).toBe(pool.size + 1);
+    expect(Math.max(...waits)).toBeGreaterThan(0.015);
+  });
 });
 
 describe('embedded database directory', () => {

@@ -32,6 +32,9 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/hub_mqtt_messages_dropped_total\{reason="unknown_device"\} 1/);
     expect(text).toMatch(/hub_mqtt_connected 1/);
     expect(text).toMatch(/hub_db_up 1/);
+    expect(text).toMatch(new RegExp(`hub_db_pool_size ${t.hub.database.pool.size}`));
+    expect(text).toMatch(/hub_db_connections_waiting \d+/);
+    expect(Number(/hub_db_acquire_seconds_count (\d+)/.exec(text)?.[1])).toBeGreaterThan(10);
     expect(text).toMatch(/hub_plugin_running\{plugin="housekeeping",status="running"\} 1/);
     expect(text).toMatch(/hub_job_runs\{job="plugin:housekeeping:roll_up_readings"\} \d+/);
     expect(text).toMatch(/hub_websocket_connections 0/);
