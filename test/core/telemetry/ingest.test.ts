@@ -6,16 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyRetention, rollUpReadings } from '../../../core/telemetry/index.js';
 import { createTestHub, type TestHub } from '../../harness/index.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(read: () => T | Promise<T>, done: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
-  for (const started = Date.now(); ; await sleep(20)) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met; last value ${JSON.stringify(value)}`);
-  }
-}
+import { sleep, until } from '../../harness/wait.js';
 
 interface Created {
   id: string;
