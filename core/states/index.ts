@@ -9,7 +9,7 @@ import { sql, type Kysely } from 'kysely';
 import { homeRole, type Principal } from '../auth/index.js';
 import type { EventBus } from '../bus/index.js';
 import { createContext, type Context } from '../bus/index.js';
-import { sqlState, type Database } from '../db/index.js';
+import { bulkInsert, sqlState, type BulkColumns, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
@@ -297,12 +297,8 @@ export class StateMachine {
           .execute();
       }
       if (deletes.length > 0) await trx.deleteFrom('entity_states').where('entity_id', 'in', deletes).execute();
-      for (const chunk of chunks(batch.history, 500)) {
-        await trx
-          .insertInto('state_history')
-          .values(chunk.map(({ entry, removed }) => ({ ...historyRow(entry), state: removed ? null : entry.state.state })))
-          .execute();
-      }
+      const history = batch.history.map(({ entry, removed }) => ({ ...historyRow(entry), state: removed ? null : entry.state.state }));
+      await bulkInsert(trx, 'state_history', HISTORY_COLUMNS, history);
     });
   }
 }
@@ -310,6 +306,18 @@ export class StateMachine {
 function currentRow(entry: Entry) {
   return { ...historyRow(entry), state: entry.state.state, device_id: entry.deviceId, owner: entry.owner };
 }
+
+const HISTORY_COLUMNS: BulkColumns<ReturnType<typeof historyRow> & { state: string | null }> = {
+  entity_id: 'text',
+  home_id: 'uuid',
+  state: 'text',
+  attributes: 'jsonb',
+  last_changed: 'timestamptz',
+  last_updated: 'timestamptz',
+  context_id: 'text',
+  context_parent_id: 'text',
+  context_user_id: 'uuid',
+};
 
 function historyRow(entry: Entry) {
   const { state } = entry;

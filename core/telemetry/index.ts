@@ -8,7 +8,7 @@
  * @module
  */
 import type { Kysely } from 'kysely';
-import { sqlState, type Database } from '../db/index.js';
+import { bulkInsert, sqlState, type BulkColumns, type Database } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import type { MqttService } from '../mqtt/index.js';
 import type { StateMachine } from '../states/index.js';
@@ -62,6 +62,14 @@ interface Reading {
   value: number | null;
   text_value: string | null;
 }
+
+const READING_COLUMNS: BulkColumns<Reading> = {
+  device_id: 'uuid',
+  metric: 'text',
+  ts: 'timestamptz',
+  value: 'double precision',
+  text_value: 'text',
+};
 
 export class TelemetryIngest {
   // Promises, so that messages arriving while a device is looked up wait for the same lookup
@@ -288,9 +296,7 @@ export class TelemetryIngest {
   }
 
   async #write(batch: Reading[]): Promise<void> {
-    for (let i = 0; i < batch.length; i += 1000) {
-      await this.db.insertInto('readings').values(batch.slice(i, i + 1000)).execute();
-    }
+    await bulkInsert(this.db, 'readings', READING_COLUMNS, batch);
   }
 }
 
