@@ -18,6 +18,7 @@ export async function bulkInsert<Row extends object>(db: Kysely<Database>, table
   const names = Object.keys(columns);
   const list = sql.join(names.map((name) => sql.id(name)));
   const definitions = sql.join(names.map((name) => sql`${sql.id(name)} ${sql.raw(columns[name as keyof Row])}`));
+  // `::text` first: typed as jsonb, postgres.js would JSON-encode the string a second time.
   await sql`insert into ${sql.table(table)} (${list})
-    select ${list} from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(${definitions})`.execute(db);
+    select ${list} from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as r(${definitions})`.execute(db);
 }
