@@ -71,6 +71,7 @@ describe('simulated mower', () => {
   });
 
   it('pauses, resumes, returns to the dock and charges there', () => {
+    mower.battery = 50;
     start();
     advance(30);
     send(app.sync());
