@@ -32,6 +32,7 @@ import { Metrics } from './metrics/index.js';
 import { readingRoutes, TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
 import { jobRoutes, Scheduler } from './scheduler/index.js';
+import { loadSecretBox } from './secrets/index.js';
 import { stateRoutes, StateMachine } from './states/index.js';
 
 export const HUB_VERSION: string = pkg.version;
@@ -117,8 +118,10 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   telemetry.onReading((reading) => alerts.evaluate(reading));
   await telemetry.start();
   const scheduler = new Scheduler(db, log.child({ scheduler: true }));
+  const secrets = await loadSecretBox({ secretKey: config.secretKey, dataDir: config.dataDir, sharedDatabase: database.kind === 'postgres' }, log);
   const plugins = new PluginManager({
     db,
+    secrets,
     bus,
     states,
     actions,

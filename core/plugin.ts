@@ -120,6 +120,16 @@ export interface PluginContext<Config = unknown> {
     /** Subscribes to a filter (`+`, `#`); removed when the plugin stops. */
     subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): Promise<void>;
   };
+  /**
+   * Encrypts what the plugin must store but nobody may read from a database dump (AES-256-GCM
+   * under the hub's key). `context` names where the value lives (e.g. `account:<id>`); a value
+   * opens only under the plugin id and context it was sealed with.
+   */
+  readonly secrets: {
+    seal(plaintext: string, context: string): string;
+    /** Throws when the value was altered, moved, or sealed under another key. */
+    open(sealed: string, context: string): string;
+  };
   /** Calls `fn` when the plugin stops, after the hub removed its registrations (last first). */
   onStop(fn: () => void | Promise<void>): void;
 }

@@ -47,6 +47,7 @@ export const envSchema = z.object({
   HUB_OPEN_REGISTRATION: flag(false),
   HUB_TRUST_PROXY: flag(false),
   HUB_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  HUB_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').optional(),
   HUB_BODY_LIMIT: z.coerce
     .number({ error: 'must be a number of bytes' })
     .int('must be a whole number of bytes')
@@ -81,6 +82,8 @@ export interface HubConfig {
   trustProxy: boolean;
   /** Bearer token Prometheus scrapes `/metrics` with (administrators' sessions work too). */
   metricsToken: string | undefined;
+  /** Key material for secrets at rest; unset: a key generated into {@link dataDir}. */
+  secretKey: string | undefined;
   /** Largest accepted request body, in bytes. */
   bodyLimit: number;
   /** Plugins this deployment does not run (`HUB_DISABLED_PLUGINS`). */
@@ -135,6 +138,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     openRegistration: e.HUB_OPEN_REGISTRATION,
     trustProxy: e.HUB_TRUST_PROXY,
     metricsToken: e.HUB_METRICS_TOKEN,
+    secretKey: e.HUB_SECRET_KEY,
     bodyLimit: e.HUB_BODY_LIMIT,
     disabledPlugins: e.HUB_DISABLED_PLUGINS,
     pluginEnv: Object.fromEntries(Object.entries(present).filter(([key]) => key.startsWith('PLUGIN_'))) as Record<string, string>,

@@ -21,6 +21,7 @@ import { requireHome } from '../homes/index.js';
 import type { Logger } from '../log/index.js';
 import type { EntityHandle, EntityRegistration, PluginContext, PluginDefinition } from '../plugin.js';
 import type { MqttService } from '../mqtt/index.js';
+import type { SecretBox } from '../secrets/index.js';
 import type { Scheduler } from '../scheduler/index.js';
 import type { StateMachine } from '../states/index.js';
 import { Scope, type StopReason } from './scope.js';
@@ -48,6 +49,7 @@ export interface Kernel {
   actions: ActionRegistry;
   scheduler: Scheduler;
   mqtt: MqttService;
+  secrets: SecretBox;
   log: Logger;
   hubVersion: string;
   /** Source of `PLUGIN_<ID>_*` variables. */
@@ -327,7 +329,7 @@ export class PluginManager {
   }
 
   #context(definition: PluginDefinition, config: unknown, scope: Scope, log: Logger): { ctx: PluginContext; router: HubRouter } {
-    const { bus, states, actions, scheduler, db, mqtt } = this.kernel;
+    const { bus, states, actions, scheduler, db, mqtt, secrets } = this.kernel;
     const owner = `plugin:${definition.id}`;
     const router = pluginRouter(definition.id);
     const ctx: PluginContext = {
@@ -366,6 +368,10 @@ export class PluginManager {
         root: mqtt.root,
         publish: (topic, payload, options) => mqtt.publish(topic, payload, options),
         subscribe: async (filter, handler) => scope.add(await mqtt.subscribe(filter, handler)),
+      },
+      secrets: {
+        seal: (plaintext, context) => secrets.seal(plaintext, `plugin:${definition.id}:${context}`),
+        open: (sealed, context) => secrets.open(sealed, `plugin:${definition.id}:${context}`),
       },
       onStop: (fn) => scope.add(fn),
     };

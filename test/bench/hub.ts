@@ -16,6 +16,7 @@ export async function startBenchHub(): Promise<{ hub: Hub; url: string; token: s
     MQTT_PORT: '0',
     HOST: '127.0.0.1',
     NODE_ENV: 'production',
+    HUB_SECRET_KEY: 'bench-only-secret-key-0123456789abcdef',
   });
   const hub = await createHub(config, { database, plugins: [] });
   const listening = await hub.listen();

@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import { loadConfig } from '../../core/config/index.js';
 import { openDatabase, type HubDatabase } from '../../core/db/index.js';
 import { createHub } from '../../core/hub.js';
-import { createTestHub, openTestDatabase, type TestHub } from '../harness/index.js';
+import { createTestHub, openTestDatabase, TEST_SECRET_KEY, type TestHub } from '../harness/index.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -95,7 +95,7 @@ describe('restart', () => {
 
   it('restores current states', async () => {
     const durable = await durableDatabase();
-    const config = loadConfig({ HUB_ADMIN_PASSWORD: 'admin-password-1', LOG_LEVEL: 'silent', PORT: '0', MQTT_PORT: '0' });
+    const config = loadConfig({ HUB_ADMIN_PASSWORD: 'admin-password-1', LOG_LEVEL: 'silent', PORT: '0', MQTT_PORT: '0', HUB_SECRET_KEY: TEST_SECRET_KEY });
     try {
       const first = await createHub(config, { database: await durable.open(), plugins: [] });
       const home = await first.database.db.insertInto('homes').values({ name: 'h' }).returning('id').executeTakeFirstOrThrow();

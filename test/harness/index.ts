@@ -12,6 +12,8 @@ import { createHub, type Hub } from '../../core/hub.js';
 import type { PluginSource } from '../../core/plugins/index.js';
 
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password-1' };
+/** Test hubs seal secrets with this key instead of writing a key file into ./data. */
+export const TEST_SECRET_KEY = 'test-only-secret-key-0123456789abcdef';
 
 /** Opens a database for one test: a PGlite copy of the template, or a new PostgreSQL database. */
 export async function openTestDatabase(): Promise<{ database: HubDatabase; url?: string; drop(): Promise<void> }> {
@@ -75,6 +77,7 @@ export async function createTestHub(env: Record<string, string> = {}, options: {
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
     NODE_ENV: 'test',
+    HUB_SECRET_KEY: TEST_SECRET_KEY,
     ...env,
   });
   const hub = await createHub(config, { database, logDestination, plugins: options.plugins ?? [] });

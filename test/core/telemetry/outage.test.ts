@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../core/config/index.js';
 import { openDatabase } from '../../../core/db/index.js';
 import { createHub, type Hub } from '../../../core/hub.js';
+import { TEST_SECRET_KEY } from '../../harness/index.js';
 import { privatePostgres, type PrivateServer } from '../../harness/servers.js';
 import { sleep } from '../../harness/wait.js';
 
@@ -16,7 +17,7 @@ describe.runIf(process.env.TEST_DATABASE_URL)('readings during a database outage
 
   beforeAll(async () => {
     server = await privatePostgres();
-    const config = loadConfig({ HUB_ADMIN_PASSWORD: 'admin-password-1', LOG_LEVEL: 'silent', PORT: '0', MQTT_PORT: '0' });
+    const config = loadConfig({ HUB_ADMIN_PASSWORD: 'admin-password-1', LOG_LEVEL: 'silent', PORT: '0', MQTT_PORT: '0', HUB_SECRET_KEY: TEST_SECRET_KEY });
     hub = await createHub(config, { database: await openDatabase({ kind: 'postgres', url: server.url }), plugins: [] });
   });
   afterAll(async () => {
