@@ -148,6 +148,8 @@ export interface EntityHandle {
   /** Sets the state (and attributes: the full set, not a patch). */
   set(state: string, attributes?: Record<string, unknown>, context?: Context): State;
   get(): State | undefined;
+  /** Removes the entity now (its device is gone); `set` brings it back. */
+  remove(): void;
 }
 
 /**

@@ -28,6 +28,7 @@ export interface CoreEvents {
   plugin_loaded: { plugin: string; version: string };
   plugin_failed: { plugin: string; error: string };
   plugin_stopped: { plugin: string };
+  home_created: { home_id: string };
   home_deleted: { home_id: string };
   alert_raised: AlertEventData;
   alert_acknowledged: AlertEventData;

@@ -14,6 +14,7 @@ const RESERVED = new Set([
   'plugin_loaded',
   'plugin_failed',
   'plugin_stopped',
+  'home_created',
   'home_deleted',
   'alert_raised',
   'alert_acknowledged',

@@ -126,6 +126,7 @@ export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus })
       return created;
     });
     c.var.log.info({ homeId: home.id }, 'home created');
+    bus.fire('home_created', { home_id: home.id }, { homeId: home.id, context: createContext({ user_id: principal.user.id }) });
     return c.json(presentHome(home, principal.isAdmin ? 'admin' : 'owner'), 201);
   });
 

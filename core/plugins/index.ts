@@ -392,6 +392,9 @@ function registerEntity(states: StateMachine, owner: string, entity: EntityRegis
     entityId: entity.entity_id,
     set: (state, attributes = {}, context) => states.set(entity.entity_id, state, attributes, { ...options, context }),
     get: () => states.get(entity.entity_id),
+    remove: () => {
+      if (states.entry(entity.entity_id)?.owner === owner) states.remove(entity.entity_id);
+    },
   };
 }
 

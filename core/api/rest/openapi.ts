@@ -31,7 +31,10 @@ const ERROR_DESCRIPTIONS = {
   409: 'Conflicts with the current state',
   413: 'Body too large',
   415: 'Body is not JSON',
+  422: 'A service behind the hub refused the input (e.g. cloud credentials)',
   429: 'Rate limited; see Retry-After',
+  502: 'A cloud service behind the hub failed',
+  504: 'A device did not answer in time',
 } as const;
 
 /** The error responses a route can give, in the one error shape. */

@@ -143,6 +143,7 @@ export class MammotionAccountClient {
   #timer: NodeJS.Timeout | undefined;
   readonly #closing = new AbortController();
   readonly #listeners = new Set<(state: AccountState) => void>();
+  readonly #tokenListeners = new Set<() => void>();
 
   constructor(options: AccountClientOptions) {
     if (!options.clientId || !options.clientSecret) throw new Error('Mammotion OAuth2 client id and secret are required (from your configuration)');
@@ -182,6 +183,12 @@ export class MammotionAccountClient {
   onStateChange(listener: (state: AccountState) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Calls `listener` whenever new tokens arrive (login or refresh): time to store {@link refreshTokenForStorage} again. */
+  onTokensChanged(listener: () => void): () => void {
+    this.#tokenListeners.add(listener);
+    return () => this.#tokenListeners.delete(listener);
   }
 
   /**
@@ -396,6 +403,7 @@ export class MammotionAccountClient {
     };
     this.#schedule(expiresAt);
     this.#setState('signed_in');
+    for (const listener of this.#tokenListeners) listener();
   }
 
   /** Refreshes `refreshLeadMs` before expiry; a token already inside the lead is refreshed at half its remaining life. */

@@ -1,0 +1,167 @@
+/**
+ * A Mammotion account linked to a home: its cloud session (sealed at rest), its transport and a
+ * driver per mower. The password is used once, to sign in; afterwards only the refresh token is
+ * kept, sealed with the hub's key, so a restart needs no password and a dead token asks the
+ * owner to link the account again.
+ *
+ * @module
+ */
+import type { Logger } from '../../core/log/index.js';
+import type { PluginContext } from '../../core/plugin.js';
+import { slugify } from '../../core/devices/index.js';
+import {
+  isQuotaExempt,
+  MammotionAccountClient,
+  MammotionCloudTransport,
+  type AccountClientOptions,
+  type CloudDevice,
+  type TransportState,
+} from './cloud/index.js';
+import { MowerDriver, type DriverTiming } from './driver.js';
+import { CommandBuilder, detectModel, encodeLubaMsg } from './protocol/index.js';
+import type { SessionTracker } from './sessions.js';
+import type { MammotionDb } from './tables.js';
+
+export interface AccountRow {
+  id: string;
+  home_id: string;
+  email: string;
+}
+
+export interface LinkDependencies {
+  ctx: PluginContext;
+  db: MammotionDb;
+  cloud: Omit<AccountClientOptions, 'log'>;
+  sessions: SessionTracker;
+  timing?: Partial<DriverTiming>;
+  /** Called when a mower's driver is ready, so actions can find it by entity id. */
+  onMower(entityId: string, driver: MowerDriver): void;
+  onMowerGone(entityId: string): void;
+}
+
+/** How a link signs in: with the password once, or with the sealed refresh token after a restart. */
+export type SignIn = { password: string } | { refreshToken: string };
+
+export class AccountLink {
+  readonly drivers = new Map<string, MowerDriver>();
+  readonly #client: MammotionAccountClient;
+  #transport: MammotionCloudTransport | undefined;
+  readonly #log: Logger;
+  readonly #firmware = new Map<string, string>();
+  #status: TransportState | 'connecting' = 'connecting';
+
+  constructor(
+    readonly row: AccountRow,
+    private readonly deps: LinkDependencies,
+  ) {
+    this.#log = deps.ctx.log.child({ account: row.id });
+    this.#client = new MammotionAccountClient({ ...deps.cloud, log: this.#log });
+    this.#client.onTokensChanged(() => {
+      this.#storeSession().catch((error: unknown) => this.#log.error({ err: error }, 'could not store the Mammotion session'));
+    });
+  }
+
+  get status(): string {
+    return this.#status;
+  }
+
+  /** Signs in, connects the cloud transport and brings up every mower of the account. */
+  async connect(signIn: SignIn): Promise<void> {
+    const session = 'password' in signIn ? await this.#client.login(this.row.email, signIn.password) : await this.#client.resume(signIn.refreshToken);
+    const builderOptions = { userAccount: session.userAccount ?? 0 };
+    // The sync keep-alive goes to the communication module, the same for every model.
+    const syncBuilder = new CommandBuilder(detectModel(''), builderOptions);
+    const syncFrame = () => encodeLubaMsg(syncBuilder.sync('cloud'));
+    const transport = new MammotionCloudTransport({
+      account: this.#client,
+      log: this.#log,
+      syncFrame,
+      firmwareOf: (iotId) => this.#firmware.get(iotId),
+    });
+    this.#transport = transport;
+    transport.onStateChange((state) => void this.#setStatus(state));
+    transport.onFrame((iotId, frame) => this.drivers.get(iotId)?.receive(frame));
+    transport.onOnline((iotId, online) => this.drivers.get(iotId)?.setOnline(online));
+    await transport.start();
+    for (const device of await transport.devices()) await this.#addMower(device, builderOptions);
+    await this.#setStatus(transport.state);
+  }
+
+  /** Polls each mower whose cadence is due. */
+  async poll(): Promise<void> {
+    for (const driver of this.drivers.values()) await driver.poll();
+  }
+
+  /** Stops the link; `unlinked` also removes the mowers' entities (a hub stop keeps them). */
+  async close(unlinked = false): Promise<void> {
+    for (const driver of this.drivers.values()) {
+      driver.stop(unlinked);
+      this.deps.onMowerGone(driver.entityId);
+    }
+    this.drivers.clear();
+    await this.#transport?.close();
+    this.#client.close();
+  }
+
+  async #addMower(device: CloudDevice, builderOptions: { userAccount: number }): Promise<void> {
+    const { ctx, db } = this.deps;
+    const model = detectModel(device.deviceName, device.productKey);
+    const slug = slugify(device.deviceName);
+    await db
+      .insertInto('mammotion_mowers')
+      .values({ iot_id: device.iotId, account_id: this.row.id, home_id: this.row.home_id, device_name: device.deviceName, product_key: device.productKey, model: model.name, entity_slug: slug })
+      .onConflict((oc) => oc.column('iot_id').doUpdateSet({ account_id: this.row.id, home_id: this.row.home_id, model: model.name }))
+      .execute();
+    const register = (entity_id: string) => ctx.entities.register({ entity_id, home_id: this.row.home_id });
+    const entityId = `lawn_mower.${slug}`;
+    const entities = {
+      mower: await register(entityId),
+      battery: await register(`sensor.${slug}_battery`),
+      progress: await register(`sensor.${slug}_progress`),
+      rtkFix: await register(`binary_sensor.${slug}_rtk_fix`),
+      online: await register(`binary_sensor.${slug}_online`),
+    };
+    const identity = { iotId: device.iotId, homeId: this.row.home_id, entityId, name: device.deviceName, model };
+    await this.deps.sessions.restore(device.iotId);
+    const transport = this.#transport!;
+    const driver = new MowerDriver({
+      device,
+      identity,
+      transport,
+      budget: () => {
+        const firmware = this.#firmware.get(device.iotId);
+        return firmware && isQuotaExempt(firmware) ? undefined : transport.budget(device.iotId);
+      },
+      commands: new CommandBuilder(model, builderOptions),
+      entities,
+      sessions: this.deps.sessions,
+      fire: (eventType, data) => ctx.bus.fire(eventType, data, { homeId: this.row.home_id }),
+      log: this.#log.child({ iotId: device.iotId }),
+      timing: this.deps.timing,
+      onFirmware: (version) => this.#noteFirmware(device.iotId, version),
+    });
+    this.drivers.set(device.iotId, driver);
+    this.deps.onMower(entityId, driver);
+    await driver.start();
+  }
+
+  #noteFirmware(iotId: string, version: string): void {
+    this.#firmware.set(iotId, version);
+    void this.deps.db.updateTable('mammotion_mowers').set({ firmware: version }).where('iot_id', '=', iotId).execute();
+  }
+
+  async #setStatus(state: TransportState): Promise<void> {
+    this.#status = state;
+    for (const driver of this.drivers.values()) driver.setCloudStatus(state);
+    const detail = state === 'reauth_required' ? 'The Mammotion session ended; link the account again' : (this.#transport?.failureReason ?? null);
+    await this.deps.db.updateTable('mammotion_accounts').set({ status: state, status_detail: detail }).where('id', '=', this.row.id).execute();
+  }
+
+  /** Keeps the newest refresh token, sealed; the access token is never stored. */
+  async #storeSession(): Promise<void> {
+    const refreshToken = this.#client.refreshTokenForStorage();
+    if (!refreshToken) return;
+    const sealed = this.deps.ctx.secrets.seal(refreshToken, `account:${this.row.id}`);
+    await this.deps.db.updateTable('mammotion_accounts').set({ sealed_session: sealed }).where('id', '=', this.row.id).execute();
+  }
+}
