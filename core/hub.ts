@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import type pino from 'pino';
+import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
 import { actionRoutes, ActionRegistry } from './actions/index.js';
 import { AlertEngine, alertRoutes } from './alerts/index.js';
@@ -119,9 +120,11 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   await telemetry.start();
   const scheduler = new Scheduler(db, log.child({ scheduler: true }));
   const secrets = await loadSecretBox({ secretKey: config.secretKey, dataDir: config.dataDir, sharedDatabase: database.kind === 'postgres' }, log);
+  const registry = new Registry();
   const plugins = new PluginManager({
     db,
     secrets,
+    metrics: registry,
     bus,
     states,
     actions,
@@ -152,7 +155,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     },
     components: () => [...new Set([...plugins.list().filter((p) => p.status === 'running').map((p) => p.id), ...actions.list(null).map((a) => a.domain)])].sort(),
   });
-  const metrics = new Metrics({ db, database, states, mqtt, telemetry, plugins, websocketConnections: () => ws.connectionCount });
+  const metrics = new Metrics({ db, database, states, mqtt, telemetry, plugins, websocketConnections: () => ws.connectionCount }, registry);
   const app = createApp({
     log,
     observe: metrics.middleware(),

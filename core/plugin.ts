@@ -120,6 +120,13 @@ export interface PluginContext<Config = unknown> {
     /** Subscribes to a filter (`+`, `#`); removed when the plugin stops. */
     subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): Promise<void>;
   };
+  readonly metrics: {
+    /**
+     * A Prometheus gauge `hub_<plugin id>_<name>` on `/metrics`, read from `collect` at each
+     * scrape (keep it cheap: no I/O). Removed when the plugin stops.
+     */
+    gauge(spec: { name: string; help: string; labelNames?: string[]; collect: () => { labels?: Record<string, string>; value: number }[] }): void;
+  };
   /**
    * Encrypts what the plugin must store but nobody may read from a database dump (AES-256-GCM
    * under the hub's key). `context` names where the value lives (e.g. `account:<id>`); a value

@@ -35,12 +35,14 @@ function setTotal(counter: Counter, value: number, labels: Record<string, string
 }
 
 export class Metrics {
-  readonly registry = new Registry();
+  /** Every metric of the hub; plugins add theirs through `ctx.metrics` (see {@link pluginGauge}). */
+  readonly registry: Registry;
   readonly #requests: Counter<'method' | 'route' | 'status'>;
   readonly #duration: Histogram<'method' | 'route'>;
 
-  constructor(sources: MetricsSources) {
-    const registers = [this.registry];
+  constructor(sources: MetricsSources, registry = new Registry()) {
+    this.registry = registry;
+    const registers = [registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'hub_process_' });
     this.#requests = new Counter({ name: 'hub_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers });
     this.#duration = new Histogram({
@@ -156,4 +158,30 @@ function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const METRIC_NAME = /^[a-z][a-z0-9_]*$/;
+
+/**
+ * A gauge a plugin owns, named `hub_<plugin>_<name>`, read from `collect` at each scrape.
+ * Returns the function that removes it.
+ */
+export function pluginGauge(
+  registry: Registry,
+  plugin: string,
+  spec: { name: string; help: string; labelNames?: string[]; collect: () => { labels?: Record<string, string>; value: number }[] },
+): () => void {
+  if (!METRIC_NAME.test(spec.name)) throw new TypeError(`metric name ${spec.name} must match ${METRIC_NAME}`);
+  const name = `hub_${plugin}_${spec.name}`;
+  new Gauge({
+    name,
+    help: spec.help,
+    labelNames: spec.labelNames ?? [],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const sample of spec.collect()) this.set(sample.labels ?? {}, sample.value);
+    },
+  });
+  return () => registry.removeSingleMetric(name);
 }

@@ -22,6 +22,8 @@ import type { Logger } from '../log/index.js';
 import type { EntityHandle, EntityRegistration, PluginContext, PluginDefinition } from '../plugin.js';
 import type { MqttService } from '../mqtt/index.js';
 import type { SecretBox } from '../secrets/index.js';
+import { pluginGauge } from '../metrics/index.js';
+import type { Registry } from 'prom-client';
 import type { Scheduler } from '../scheduler/index.js';
 import type { StateMachine } from '../states/index.js';
 import { Scope, type StopReason } from './scope.js';
@@ -50,6 +52,8 @@ export interface Kernel {
   scheduler: Scheduler;
   mqtt: MqttService;
   secrets: SecretBox;
+  /** The registry `/metrics` serves; plugins' gauges go here. */
+  metrics: Registry;
   log: Logger;
   hubVersion: string;
   /** Source of `PLUGIN_<ID>_*` variables. */
@@ -329,7 +333,7 @@ export class PluginManager {
   }
 
   #context(definition: PluginDefinition, config: unknown, scope: Scope, log: Logger): { ctx: PluginContext; router: HubRouter } {
-    const { bus, states, actions, scheduler, db, mqtt, secrets } = this.kernel;
+    const { bus, states, actions, scheduler, db, mqtt, secrets, metrics } = this.kernel;
     const owner = `plugin:${definition.id}`;
     const router = pluginRouter(definition.id);
     const ctx: PluginContext = {
@@ -368,6 +372,9 @@ export class PluginManager {
         root: mqtt.root,
         publish: (topic, payload, options) => mqtt.publish(topic, payload, options),
         subscribe: async (filter, handler) => scope.add(await mqtt.subscribe(filter, handler)),
+      },
+      metrics: {
+        gauge: (spec) => scope.add(pluginGauge(metrics, definition.id, spec)),
       },
       secrets: {
         seal: (plaintext, context) => secrets.seal(plaintext, `plugin:${definition.id}:${context}`),

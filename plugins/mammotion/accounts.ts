@@ -10,7 +10,6 @@ import type { Logger } from '../../core/log/index.js';
 import type { PluginContext } from '../../core/plugin.js';
 import { slugify } from '../../core/devices/index.js';
 import {
-  isQuotaExempt,
   MammotionAccountClient,
   MammotionCloudTransport,
   type AccountClientOptions,
@@ -18,7 +17,7 @@ import {
   type TransportState,
 } from './cloud/index.js';
 import { MowerDriver, type DriverTiming } from './driver.js';
-import { CommandBuilder, detectModel, encodeLubaMsg } from './protocol/index.js';
+import { ALIYUN_PRODUCT_KEYS, CommandBuilder, detectModel, encodeLubaMsg } from './protocol/index.js';
 import type { SessionTracker } from './sessions.js';
 import type { MammotionDb } from './tables.js';
 
@@ -77,6 +76,7 @@ export class AccountLink {
       log: this.#log,
       syncFrame,
       firmwareOf: (iotId) => this.#firmware.get(iotId),
+      aliyunProductKeys: ALIYUN_PRODUCT_KEYS,
     });
     this.#transport = transport;
     transport.onStateChange((state) => void this.#setStatus(state));
@@ -128,10 +128,7 @@ export class AccountLink {
       device,
       identity,
       transport,
-      budget: () => {
-        const firmware = this.#firmware.get(device.iotId);
-        return firmware && isQuotaExempt(firmware) ? undefined : transport.budget(device.iotId);
-      },
+      budget: () => transport.budget(device.iotId),
       commands: new CommandBuilder(model, builderOptions),
       entities,
       sessions: this.deps.sessions,

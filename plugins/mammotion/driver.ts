@@ -128,6 +128,11 @@ export class MowerDriver {
     return this.#o.identity.entityId;
   }
 
+  /** Cloud sends in the quota window and any block (429 or quota) on this mower. */
+  get sendBudget(): SendBudget | undefined {
+    return this.#o.budget();
+  }
+
   get activity(): MowerActivity | undefined {
     return this.#report.activity;
   }

@@ -137,9 +137,32 @@ export default definePlugin({
     });
 
     accountRoutes(ctx.routes, { db, links, link, closeLink });
+    registerGauges(ctx, links, mowers);
     registerActions(ctx, (entityIds) => entityIds.map((id) => mowers.get(id) ?? missing(id)));
   },
 });
+
+function registerGauges(ctx: PluginCtx, links: Map<string, AccountLink>, mowers: Map<string, MowerDriver>) {
+  const perMower = (value: (driver: MowerDriver) => number | undefined) => () =>
+    [...mowers.values()].flatMap((driver) => {
+      const v = value(driver);
+      return v === undefined ? [] : [{ labels: { mower: driver.entityId }, value: v }];
+    });
+  ctx.metrics.gauge({
+    name: 'account_connected',
+    help: '1 while the linked account is connected to the Mammotion cloud',
+    labelNames: ['account'],
+    collect: () => [...links.values()].map((l) => ({ labels: { account: l.row.id }, value: l.status === 'connected' ? 1 : 0 })),
+  });
+  ctx.metrics.gauge({ name: 'send_budget_used', help: 'Cloud sends in the rolling 12 h quota window', labelNames: ['mower'], collect: perMower((d) => d.sendBudget?.used) });
+  ctx.metrics.gauge({
+    name: 'send_blocked',
+    help: '1 while sends to the mower are blocked (cloud 429 or the quota)',
+    labelNames: ['mower'],
+    collect: perMower((d) => (d.sendBudget?.blockedUntil && d.sendBudget.blockedUntil > Date.now() ? 1 : 0)),
+  });
+  ctx.metrics.gauge({ name: 'frames_malformed', help: 'Frames from the mower that did not decode', labelNames: ['mower'], collect: perMower((d) => d.malformed) });
+}
 
 function missing(entityId: string): never {
   throw hubError('HUB_ERR_ENTITY_NOT_FOUND', `${entityId} is not a Mammotion mower`);

@@ -1,10 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { definePlugin } from '../../core/plugin.js';
 import { createTestHub, type TestHub } from '../harness/index.js';
 
 const SCRAPE = 'scrape-token-0123456789';
 let t: TestHub;
 beforeAll(async () => {
-  t = await createTestHub({ HUB_METRICS_TOKEN: SCRAPE });
+  const gauges = definePlugin({
+    id: 'gauges',
+    version: '1.0.0',
+    hub: '*',
+    setup(ctx) {
+      ctx.metrics.gauge({ name: 'queue_length', help: 'Items waiting', labelNames: ['queue'], collect: () => [{ labels: { queue: 'a' }, value: 3 }] });
+    },
+  });
+  t = await createTestHub({ HUB_METRICS_TOKEN: SCRAPE }, { plugins: [{ definition: gauges }] });
 });
 afterAll(() => t.stop());
 
@@ -38,5 +47,12 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/hub_plugin_running\{plugin="housekeeping",status="running"\} 1/);
     expect(text).toMatch(/hub_job_runs\{job="plugin:housekeeping:roll_up_readings"\} \d+/);
     expect(text).toMatch(/hub_websocket_connections 0/);
+  });
+
+  it("serves plugins' gauges under their id, and drops them when the plugin stops", async () => {
+    const scrape = async () => (await t.request('/metrics', { token: SCRAPE })).text();
+    expect(await scrape()).toMatch(/hub_gauges_queue_length\{queue="a"\} 3/);
+    await t.request('/api/plugins/gauges/disable', { method: 'POST', token: await t.adminToken() });
+    expect(await scrape()).not.toContain('hub_gauges_queue_length');
   });
 });

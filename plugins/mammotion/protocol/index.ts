@@ -9,6 +9,7 @@ export { CommandBuilder, CutterMode, SettingId, SNAPSHOT_REPORT, TaskAction, typ
 export { localToWgs84, type RtkOrigin } from './geo.js';
 export * from './messages.js';
 export { detectModel, type ModelFamily, type MowerModel } from './models.js';
+export { ALIYUN_PRODUCT_KEYS, LUBA1_PRODUCT_KEYS, PRODUCT_KEYS_BY_FAMILY } from './product-keys.js';
 export {
   ACTIVE_JOB_MODES,
   activityOf,

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { LUBA1_PRODUCT_KEYS } from './product-keys.js';
+
 export type ModelFamily = 'luba1' | 'luba' | 'yuka' | 'rtk' | 'pool' | 'other';
 
 export interface MowerModel {
@@ -44,11 +46,11 @@ const PREFIXES: [prefix: string, name: string, family: ModelFamily][] = [
 ];
 
 /**
- * The model of a device. `luba1ProductKeys` lets a caller that knows Luba 1's product keys
- * recognise it exactly; otherwise any other name with "Luba" is taken for a Luba 1, as the
- * vendor's own rule does (an unknown future `Luba-XX` then routes like a Luba 1).
+ * The model of a device. A Luba 1 product key decides exactly; otherwise any other name with
+ * "Luba" is taken for a Luba 1, as the vendor's own rule does (an unknown future `Luba-XX` then
+ * routes like a Luba 1).
  */
-export function detectModel(deviceName: string, productKey = '', luba1ProductKeys: readonly string[] = []): MowerModel {
+export function detectModel(deviceName: string, productKey = '', luba1ProductKeys: readonly string[] = LUBA1_PRODUCT_KEYS): MowerModel {
   if (deviceName.startsWith('RTK') || deviceName.startsWith('NB')) return model('RTK station', 'rtk');
   if (deviceName.startsWith('Spino') || deviceName.startsWith('SDPX')) return model('Pool robot', 'pool');
   const head = deviceName.slice(0, 8);

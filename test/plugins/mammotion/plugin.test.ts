@@ -13,6 +13,8 @@ import { until } from '../../harness/wait.js';
 const PLUGIN_DIR = fileURLToPath(new URL('../../../plugins/mammotion', import.meta.url));
 const LUBA = 'lawn_mower.luba_vssim0001';
 const YUKA = 'lawn_mower.yuka_mnsim0002';
+const ON_ALIYUN = 'lawn_mower.luba_vssim0003';
+const SCRAPE = 'scrape-token-for-mammotion-test';
 
 describe('Mammotion plugin with the simulator', () => {
   let simulator: MammotionSimulator;
@@ -33,6 +35,7 @@ describe('Mammotion plugin with the simulator', () => {
       mowers: [
         { iotId: 'sim-iot-0001', deviceName: 'Luba-VSSIM0001', firmware: '1.30.25.8', yard: { width: 4, length: 1.5 }, origin: { lat: 0.9, lon: -0.002 } },
         { iotId: 'sim-iot-0002', deviceName: 'Yuka-MNSIM0002', firmware: '1.30.25.8' },
+        { iotId: 'sim-iot-0003', deviceName: 'Luba-VSSIM0003', productKey: 'a1BBOJnnjb9', firmware: '1.20.1.1' }, // still on the Aliyun cloud
       ],
     });
     const { httpUrl, account } = await simulator.start();
@@ -43,6 +46,7 @@ describe('Mammotion plugin with the simulator', () => {
         PLUGIN_MAMMOTION_ID_BASE_URL: httpUrl,
         PLUGIN_MAMMOTION_DOMESTIC_BASE_URL: httpUrl,
         PLUGIN_MAMMOTION_REPLY_TIMEOUT_MS: '1500',
+        HUB_METRICS_TOKEN: SCRAPE,
       },
       { plugins: [{ definition: mammotion, dir: PLUGIN_DIR }] },
     );
@@ -64,13 +68,16 @@ describe('Mammotion plugin with the simulator', () => {
     expect(res.status).toBe(201);
     const account = (await res.json()) as { status: string; mowers: { entity_id: string }[] };
     expect(JSON.stringify(account)).not.toContain(simulator.cloud.account.password);
-    expect(account.mowers.map((m) => m.entity_id)).toEqual([LUBA, YUKA]);
+    expect(account.mowers.map((m) => m.entity_id)).toEqual([LUBA, ON_ALIYUN, YUKA]);
     await until(() => state(LUBA)?.state, (s) => s === 'docked');
     expect(state(LUBA)?.attributes).toMatchObject({ model: 'Luba 2', firmware: '1.30.25.8', battery_level: 100, charging: true });
     expect(state('sensor.luba_vssim0001_battery')?.state).toBe('100');
     expect(state('binary_sensor.luba_vssim0001_online')?.state).toBe('on');
     const sealed = await t.hub.database.db.selectFrom('mammotion_accounts' as never).select('sealed_session' as never).executeTakeFirstOrThrow();
     expect(String((sealed as { sealed_session: string }).sealed_session)).toMatch(/^v1\./);
+
+    expect(state(ON_ALIYUN)).toMatchObject({ state: 'unavailable', attributes: { cloud_status: expect.stringMatching(/does not support yet/i) } });
+    expect((await call('lawn_mower.start_mowing', { entity_id: ON_ALIYUN })).status).toBe(409);
 
     const again = await t.request('/api/plugins/mammotion/accounts', { token: owner.token, json: { home_id: homeId, email: simulator.cloud.account.email, password: simulator.cloud.account.password } });
     expect(again.status).toBe(409);
@@ -144,6 +151,10 @@ describe('Mammotion plugin with the simulator', () => {
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(attribute(LUBA, 'last_error')).toMatch(/rate-limited/);
+    expect(attribute(LUBA, 'send_budget')).toMatchObject({ blocked_until: expect.any(String) });
+    const metrics = await (await t.request('/metrics', { token: SCRAPE })).text();
+    expect(metrics).toMatch(/hub_mammotion_send_blocked\{mower="lawn_mower.luba_vssim0001"\} 1/);
+    expect(metrics).toMatch(/hub_mammotion_account_connected\{account="[0-9a-f-]+"\} 1/);
 
     await simulator.cloud.faults.malformed('simPK', 'Yuka-MNSIM0002');
     simulator.cloud.faults.dropBroker();
