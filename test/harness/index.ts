@@ -59,9 +59,13 @@ export interface TestHub {
 /**
  * @param env environment variables on top of the test defaults
  * @param options.plugins plugins to load besides the kernel's own; default none
+ * @param options.database a database to run on (see {@link reusableDatabase}); default a fresh one, dropped at stop
  */
-export async function createTestHub(env: Record<string, string> = {}, options: { plugins?: PluginSource[] } = {}): Promise<TestHub> {
-  const { database, drop } = await openTestDatabase();
+export async function createTestHub(
+  env: Record<string, string> = {},
+  options: { plugins?: PluginSource[]; database?: HubDatabase } = {},
+): Promise<TestHub> {
+  const { database, drop } = options.database ? { database: options.database, drop: async () => {} } : await openTestDatabase();
   const logs: Record<string, unknown>[] = [];
   const logDestination = new Writable({
     write(chunk, _encoding, done) {
@@ -126,6 +130,21 @@ export async function createTestHub(env: Record<string, string> = {}, options: {
     async stop() {
       await hub.stop();
       await drop();
+    },
+  };
+}
+
+/**
+ * A database that outlives the hubs run on it, for restart tests: pass `handle()` to each
+ * `createTestHub`; their `stop()` leaves it open; `close()` ends it.
+ */
+export async function reusableDatabase(): Promise<{ handle(): HubDatabase; close(): Promise<void> }> {
+  const { database, drop } = await openTestDatabase();
+  return {
+    handle: () => ({ ...database, close: async () => {} }),
+    async close() {
+      await drop();
+      await database.close();
     },
   };
 }
