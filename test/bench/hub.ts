@@ -2,10 +2,12 @@
 import { loadConfig } from '../../core/config/index.js';
 import { openDatabase } from '../../core/db/index.js';
 import { createHub, type Hub } from '../../core/hub.js';
+import type { PluginSource } from '../../core/plugins/index.js';
 
 export const BENCH_ADMIN = { email: 'bench@example.com', password: 'bench-password-1' };
 
-export async function startBenchHub(): Promise<{ hub: Hub; url: string; token: string; homeId: string }> {
+/** @param options.env extra environment (plugin settings); @param options.plugins plugins to load (default none) */
+export async function startBenchHub(options: { env?: Record<string, string>; plugins?: PluginSource[] } = {}): Promise<{ hub: Hub; url: string; token: string; homeId: string }> {
   const url = process.env.BENCH_DATABASE_URL;
   const database = await openDatabase(url ? { kind: 'postgres', url } : { kind: 'pglite' });
   const config = loadConfig({
@@ -17,8 +19,9 @@ export async function startBenchHub(): Promise<{ hub: Hub; url: string; token: s
     HOST: '127.0.0.1',
     NODE_ENV: 'production',
     HUB_SECRET_KEY: 'bench-only-secret-key-0123456789abcdef',
+    ...options.env,
   });
-  const hub = await createHub(config, { database, plugins: [] });
+  const hub = await createHub(config, { database, plugins: options.plugins ?? [] });
   const listening = await hub.listen();
   const login = await hub.app.request('/api/auth/login', {
     method: 'POST',
