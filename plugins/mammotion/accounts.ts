@@ -47,7 +47,7 @@ export class AccountLink {
   #transport: MammotionCloudTransport | undefined;
   readonly #log: Logger;
   readonly #firmware = new Map<string, string>();
-  #status: TransportState | 'connecting' = 'connecting';
+  #status: TransportState = 'connecting';
 
   constructor(
     readonly row: AccountRow,

@@ -73,6 +73,8 @@ const POLL_MINUTES = {
 } as const;
 
 const CUTTER_MODES = ['standard', 'economic', 'performance'];
+/** Modes from which the app sends a mower home (a working one is paused first). */
+const DOCKABLE_MODES = new Set<number>([Mode.WORKING, Mode.PAUSE, Mode.READY]);
 
 export interface DriverOptions {
   device: CloudDevice;
@@ -235,7 +237,7 @@ export class MowerDriver {
       const mode = this.#mode();
       if (mode === Mode.RETURNING) return;
       if (mode === Mode.WORKING) await this.#send(this.#o.commands.pause());
-      if (![Mode.WORKING, Mode.PAUSE, Mode.READY].includes(mode as 11)) {
+      if (!DOCKABLE_MODES.has(mode)) {
         throw hubError('HUB_ERR_DEVICE_STATE', `The mower cannot dock while ${this.#report.modeName ?? 'in this mode'}`);
       }
       await this.#send(this.#o.commands.returnToDock());
@@ -312,7 +314,7 @@ export class MowerDriver {
     const summary = nav?.toapp_work_report_upload ?? nav?.toapp_work_report_ack;
     if (summary) {
       const work = readWorkReport(summary);
-      void this.#o.sessions.summary(this.#o.identity, { areaM2: work.areaM2, progressPercent: work.progressPercent, interrupted: work.interrupted });
+      this.#o.sessions.summary(this.#o.identity, { areaM2: work.areaM2, progressPercent: work.progressPercent });
       return;
     }
     if (driver?.current_cutter_mode) this.#cutterMode = driver.current_cutter_mode.current_cutter_mode ?? 0;

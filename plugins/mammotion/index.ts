@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { hubError } from '../../core/errors/index.js';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, type PluginContext } from '../../core/plugin.js';
 import { AccountLink, type SignIn } from './accounts.js';
 import { accountRoutes } from './routes.js';
 import { DEFAULT_DOMESTIC_BASE_URL, DEFAULT_ID_BASE_URL, LoginRejectedError, ReauthRequiredError } from './cloud/index.js';
@@ -19,22 +19,26 @@ import type { MammotionTables } from './tables.js';
 
 const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
+const config = z.object({
+  clientId: z.string().min(1).optional().describe('OAuth2 client id for the Mammotion id server (you supply it)'),
+  clientSecret: z.string().min(1).optional(),
+  idBaseUrl: z.url().default(DEFAULT_ID_BASE_URL),
+  domesticBaseUrl: z.url().default(DEFAULT_DOMESTIC_BASE_URL),
+  simulator: flag.default(false).describe('Run the local simulator with two mowers and link it to the first home'),
+  simulatorSpeedup: z.coerce.number().min(1).max(600).default(1),
+  pollSeconds: z.coerce.number().int().min(5).max(3600).default(30),
+  replyTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(3000),
+  confirmSeconds: z.coerce.number().int().min(5).max(3600).default(120),
+});
+
+type MammotionContext = PluginContext<z.output<typeof config>>;
+
 export default definePlugin({
   id: 'mammotion',
   version: '0.1.0',
   hub: '^0.1.0',
   description: 'Mammotion robotic mowers (Luba, Yuka) through the Mammotion cloud',
-  config: z.object({
-    clientId: z.string().min(1).optional().describe('OAuth2 client id for the Mammotion id server (you supply it)'),
-    clientSecret: z.string().min(1).optional(),
-    idBaseUrl: z.url().default(DEFAULT_ID_BASE_URL),
-    domesticBaseUrl: z.url().default(DEFAULT_DOMESTIC_BASE_URL),
-    simulator: flag.default(false).describe('Run the local simulator with two mowers and link it to the first home'),
-    simulatorSpeedup: z.coerce.number().min(1).max(600).default(1),
-    pollSeconds: z.coerce.number().int().min(5).max(3600).default(30),
-    replyTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(3000),
-    confirmSeconds: z.coerce.number().int().min(5).max(3600).default(120),
-  }),
+  config,
 
   async setup(ctx) {
     const db = ctx.db.withTables<MammotionTables>();
@@ -142,7 +146,7 @@ export default definePlugin({
   },
 });
 
-function registerGauges(ctx: PluginCtx, links: Map<string, AccountLink>, mowers: Map<string, MowerDriver>) {
+function registerGauges(ctx: MammotionContext, links: Map<string, AccountLink>, mowers: Map<string, MowerDriver>) {
   const perMower = (value: (driver: MowerDriver) => number | undefined) => () =>
     [...mowers.values()].flatMap((driver) => {
       const v = value(driver);
@@ -168,10 +172,8 @@ function missing(entityId: string): never {
   throw hubError('HUB_ERR_ENTITY_NOT_FOUND', `${entityId} is not a Mammotion mower`);
 }
 
-type PluginCtx = Parameters<Parameters<typeof definePlugin>[0]['setup']>[0];
-
 /** The actions: Home Assistant's `lawn_mower.*` and the driver's own `mammotion.*`. */
-function registerActions(ctx: PluginCtx, driversOf: (entityIds: string[]) => MowerDriver[]) {
+function registerActions(ctx: MammotionContext, driversOf: (entityIds: string[]) => MowerDriver[]) {
   const target = { domain: 'lawn_mower' };
   const entityId = z.union([z.string(), z.array(z.string())]).optional();
   const each = (run: (driver: MowerDriver) => Promise<void>) => async ({ entityIds }: { entityIds: string[] }) => {

@@ -74,7 +74,7 @@ export class SessionTracker {
   }
 
   /** The device's own end-of-job summary: the job is finished when it says 100 %. */
-  async summary(mower: MowerIdentity, summary: { areaM2: number; progressPercent: number; interrupted: boolean }): Promise<void> {
+  summary(mower: MowerIdentity, summary: { areaM2: number; progressPercent: number }): void {
     const session = this.#open.get(mower.iotId);
     if (!session) return;
     session.areaM2 = Math.max(session.areaM2, summary.areaM2);
