@@ -456,7 +456,8 @@ describe('MQTT credential renewal', () => {
   let shortUrl: string;
   beforeAll(async () => {
     // MQTT JWTs live 3 s here; with a 1.5 s lead the transport renews them within about 1.5 s.
-    short = new MammotionCloudSimulator({ log, mqttJwtTtlS: 3 });
+    // Whole-second JWT expiry: 6 s with a 4 s lead leaves 1–2 s before the renewal, even on a busy machine.
+    short = new MammotionCloudSimulator({ log, mqttJwtTtlS: 6 });
     short.addDevice(DEVICES.frames);
     shortUrl = (await short.start()).httpUrl;
   });
@@ -465,10 +466,10 @@ describe('MQTT credential renewal', () => {
   });
 
   it('renews the credentials before the JWT expires and reconnects with them', async () => {
-    const { transport, frames } = await connect({ credentialRefreshLeadMs: 1500 }, { sim: short, url: shortUrl });
+    const { transport, frames } = await connect({ credentialRefreshLeadMs: 4000 }, { sim: short, url: shortUrl });
     const issued = short.stats.mqttCredentialsIssued;
     const connections = short.stats.mqttConnections;
-    await until(() => short.stats.mqttConnections, (n) => n > connections, 5000);
+    await until(() => short.stats.mqttConnections, (n) => n > connections, 10_000);
     expect(short.stats.mqttCredentialsIssued).toBeGreaterThan(issued);
     await until(() => transport.state, (state) => state === 'connected');
     await short.publishFrame(DEVICES.frames.productKey, DEVICES.frames.deviceName, REPORT);
