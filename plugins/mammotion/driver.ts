@@ -379,6 +379,7 @@ export class MowerDriver {
     }, this.#timing.confirmMs);
     timer.unref();
     this.#pending = { command, expect, timer };
+    this.#publish();
   }
 
   #confirmPending(): void {

@@ -46,6 +46,7 @@ describe('Mammotion plugin with the simulator', () => {
         PLUGIN_MAMMOTION_ID_BASE_URL: httpUrl,
         PLUGIN_MAMMOTION_DOMESTIC_BASE_URL: httpUrl,
         PLUGIN_MAMMOTION_REPLY_TIMEOUT_MS: '1500',
+        PLUGIN_MAMMOTION_CONFIRM_SECONDS: '5',
         HUB_METRICS_TOKEN: SCRAPE,
       },
       { plugins: [{ definition: mammotion, dir: PLUGIN_DIR }] },
@@ -162,10 +163,34 @@ describe('Mammotion plugin with the simulator', () => {
     expect((await t.request('/api/health')).status).toBe(200);
   });
 
+  it('keeps a command pending until the mower confirms it, and says so when it never does', async () => {
+    expect((await call('lawn_mower.start_mowing', { entity_id: YUKA })).status).toBe(200);
+    await until(() => state(YUKA)?.state, (s) => s === 'mowing');
+    const timeouts: unknown[] = [];
+    t.hub.bus.on('mammotion_command_timeout', (event) => void timeouts.push(event.data));
+    const mower = simulator.mowers.get('sim-iot-0002')!;
+    const receive = mower.receive;
+    mower.receive = () => {}; // the mower stops listening
+    try {
+      expect((await call('lawn_mower.pause', { entity_id: YUKA })).status).toBe(200);
+      expect(attribute(YUKA, 'pending_command')).toBe('pause');
+      await until(() => timeouts.length, (n) => n === 1, 10_000);
+      expect(timeouts[0]).toMatchObject({ entity_id: YUKA, command: 'pause', expected: ['paused'], activity: 'mowing' });
+      expect(attribute(YUKA, 'pending_command')).toBeNull();
+      expect(attribute(YUKA, 'last_error')).toMatch(/not confirmed/);
+    } finally {
+      mower.receive = receive;
+    }
+    expect((await call('lawn_mower.pause', { entity_id: YUKA })).status).toBe(200);
+    await until(() => state(YUKA)?.state, (s) => s === 'paused');
+    expect(attribute(YUKA, 'pending_command')).toBeNull();
+  });
+
   it('unlinks the account: mower entities go, sessions stay', async () => {
     const [account] = (await (await t.request('/api/plugins/mammotion/accounts', { token: owner.token })).json()) as { id: string }[];
     expect((await t.request(`/api/plugins/mammotion/accounts/${account!.id}`, { method: 'DELETE', token: owner.token })).status).toBe(204);
     expect((await call('lawn_mower.pause', { entity_id: LUBA })).status).toBe(404);
-    expect(((await (await t.request('/api/plugins/mammotion/sessions', { token: owner.token })).json()) as unknown[]).length).toBe(2);
+    // The Luba's two, and the Yuka's from the pending-command test.
+    expect(((await (await t.request('/api/plugins/mammotion/sessions', { token: owner.token })).json()) as unknown[]).length).toBe(3);
   });
 });
