@@ -40,6 +40,7 @@ export const ERRORS = {
   HUB_ERR_LAST_ADMIN: { status: 409, message: 'The hub must keep at least one active administrator' },
   HUB_ERR_DEVICE_STATE: { status: 409, message: 'The device cannot do this in its current state' },
   HUB_ERR_PLUGIN_NOT_CONFIGURED: { status: 409, message: 'The plugin needs configuration for this' },
+  HUB_ERR_RELINK_REQUIRED: { status: 409, message: 'The linked cloud account must be signed in again' },
   HUB_ERR_DEVICE_UNAVAILABLE: { status: 409, message: 'The device is offline or cannot be reached' },
   HUB_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   HUB_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },

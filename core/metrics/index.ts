@@ -170,6 +170,7 @@ export function pluginGauge(
   registry: Registry,
   plugin: string,
   spec: { name: string; help: string; labelNames?: string[]; collect: () => { labels?: Record<string, string>; value: number }[] },
+  onError: (error: unknown) => void,
 ): () => void {
   if (!METRIC_NAME.test(spec.name)) throw new TypeError(`metric name ${spec.name} must match ${METRIC_NAME}`);
   const name = `hub_${plugin}_${spec.name}`;
@@ -180,7 +181,13 @@ export function pluginGauge(
     registers: [registry],
     collect() {
       this.reset();
-      for (const sample of spec.collect()) this.set(sample.labels ?? {}, sample.value);
+      // A plugin's broken gauge must not take the whole scrape down: it reports nothing instead.
+      try {
+        for (const sample of spec.collect()) this.set(sample.labels ?? {}, sample.value);
+      } catch (error) {
+        this.reset();
+        onError(error);
+      }
     },
   });
   return () => registry.removeSingleMetric(name);

@@ -374,7 +374,7 @@ export class PluginManager {
         subscribe: async (filter, handler) => scope.add(await mqtt.subscribe(filter, handler)),
       },
       metrics: {
-        gauge: (spec) => scope.add(pluginGauge(metrics, definition.id, spec)),
+        gauge: (spec) => scope.add(pluginGauge(metrics, definition.id, spec, (error) => log.warn({ err: error, metric: spec.name }, 'plugin gauge failed'))),
       },
       secrets: {
         seal: (plaintext, context) => secrets.seal(plaintext, `plugin:${definition.id}:${context}`),

@@ -10,6 +10,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { StartupError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
 const VERSION = 'v1';
@@ -62,14 +63,24 @@ export async function loadSecretBox(options: { secretKey: string | undefined; da
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
-  if (existing) return createSecretBox(existing.trim());
+  if (existing !== undefined) return boxFromFile(file, existing);
   await mkdir(options.dataDir, { recursive: true });
   const generated = randomBytes(32).toString('base64url');
   // 'wx': if another process created the file meanwhile, use its key, not ours.
-  await writeFile(file, `${generated}\n`, { mode: 0o600, flag: 'wx' }).catch(async (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error;
-  });
-  log.info({ file }, 'generated the hub secret key (keep it with backups of the database)');
+  const created = await writeFile(file, `${generated}\n`, { mode: 0o600, flag: 'wx' }).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+      return false;
+    },
+  );
+  if (created) log.info({ file }, 'generated the hub secret key (back it up, apart from the database backups)');
   if (options.sharedDatabase) log.warn('HUB_SECRET_KEY is not set: every hub instance on this database must use the same key');
-  return createSecretBox((await readFile(file, 'utf8')).trim());
+  return boxFromFile(file, await readFile(file, 'utf8'));
+}
+
+function boxFromFile(file: string, contents: string): SecretBox {
+  const key = contents.trim();
+  if (key.length < 32) throw new StartupError(`${file} does not hold a secret key of 32+ characters; restore it from a backup, or set HUB_SECRET_KEY`);
+  return createSecretBox(key);
 }

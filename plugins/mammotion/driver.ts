@@ -91,6 +91,19 @@ export interface DriverOptions {
   onFirmware?: (version: string) => void;
 }
 
+/** What confirms a command: the report state it should lead to, named for events and logs. */
+interface Outcome {
+  label: string;
+  reached(report: MowerReport): boolean;
+}
+
+const activity = (...wanted: MowerActivity[]): Outcome => ({
+  label: wanted.join(' or '),
+  reached: (report) => report.activity !== undefined && wanted.includes(report.activity),
+});
+/** A cancelled job: the mower stands ready with nothing left to resume. */
+const JOB_ENDED: Outcome = { label: 'no job', reached: (report) => report.mode === Mode.READY && report.work?.resumable === false };
+
 interface Waiter {
   match: (message: LubaMsg) => boolean;
   resolve: (message: LubaMsg) => void;
@@ -108,7 +121,11 @@ export class MowerDriver {
   #cutterMode: number | undefined;
   #lastReportAt = 0;
   #lastPollAt = 0;
-  #pending: { command: string; expect: MowerActivity[]; timer: NodeJS.Timeout } | undefined;
+  #pending: { command: string; outcome: Outcome; timer: NodeJS.Timeout } | undefined;
+  /** Command flows run one at a time, so two cannot interleave their steps. */
+  #queue: Promise<unknown> = Promise.resolve();
+  /** Set by `stop`: nothing is published any more (the entities may be gone). */
+  #stopped = false;
   #lastError: string | undefined;
   #cloudStatus = 'connected';
   #stream: NodeJS.Timeout | undefined;
@@ -130,20 +147,21 @@ export class MowerDriver {
     return this.#o.identity.entityId;
   }
 
+  get identity(): MowerIdentity {
+    return this.#o.identity;
+  }
+
   /** Cloud sends in the quota window and any block (429 or quota) on this mower. */
   get sendBudget(): SendBudget | undefined {
     return this.#o.budget();
-  }
-
-  get activity(): MowerActivity | undefined {
-    return this.#report.activity;
   }
 
   /** First contact: ask what the device is, where its RTK base is and what it is doing. */
   async start(): Promise<void> {
     this.#publish();
     if (!this.#o.device.supported) return;
-    for (const message of [this.#o.commands.firmwareInfo(), this.#o.commands.areaNames(this.iotId), this.#o.commands.writeSetting(SettingId.QUERY, 1)]) {
+    const { commands } = this.#o;
+    for (const message of [commands.firmwareInfo(), commands.areaNames(this.iotId), commands.writeSetting(SettingId.QUERY, 1), commands.readCutterMode()]) {
       await this.#send(message).catch((error: unknown) => this.#noteFailure(error));
     }
     await this.refresh(true).catch((error: unknown) => this.#noteFailure(error));
@@ -151,6 +169,7 @@ export class MowerDriver {
 
   /** Stops timers; `removeEntities` when the mower leaves the hub (account unlinked). */
   stop(removeEntities = false): void {
+    this.#stopped = true;
     if (removeEntities) for (const entity of Object.values(this.#o.entities)) entity.remove();
     clearTimeout(this.#pending?.timer);
     clearInterval(this.#stream);
@@ -190,7 +209,7 @@ export class MowerDriver {
 
   /** Starts mowing (all areas, or `zones`), following the app's flow for the current mode. */
   async startMowing(zones?: string[]): Promise<void> {
-    await this.#command('start_mowing', ['mowing'], async () => {
+    await this.#command('start_mowing', activity('mowing'), async () => {
       await this.refresh(true);
       let mode = this.#mode();
       if (mode === Mode.WORKING) return;
@@ -222,7 +241,8 @@ export class MowerDriver {
   }
 
   async pause(): Promise<void> {
-    await this.#command('pause', ['paused'], async () => {
+    await this.#command('pause', activity('paused'), async () => {
+      await this.refresh();
       const mode = this.#mode();
       if (mode === Mode.WORKING) await this.#send(this.#o.commands.pause());
       else if (mode === Mode.RETURNING) await this.#send(this.#o.commands.cancelReturnToDock());
@@ -230,9 +250,14 @@ export class MowerDriver {
     });
   }
 
-  /** Returns to the dock (pausing a running job first, as the app does). */
+  /**
+   * Returns to the dock, pausing a running job first as the app does. A mower already on its
+   * way home is left going: the app's dock button would cancel the return, but a dock command
+   * here is the state the caller wants.
+   */
   async dock(): Promise<void> {
-    await this.#command('dock', ['returning', 'docked'], async () => {
+    await this.#command('dock', activity('returning', 'docked'), async () => {
+      await this.refresh();
       if (this.#report.charging) return;
       const mode = this.#mode();
       if (mode === Mode.RETURNING) return;
@@ -245,34 +270,40 @@ export class MowerDriver {
   }
 
   async resume(): Promise<void> {
-    await this.#command('resume', ['mowing'], async () => {
+    await this.#command('resume', activity('mowing'), async () => {
+      await this.refresh();
       if (this.#mode() !== Mode.PAUSE && this.#mode() !== Mode.CHARGING_PAUSE) throw hubError('HUB_ERR_DEVICE_STATE', 'Only a paused job can be resumed');
       await this.#send(this.#o.commands.resume());
     });
   }
 
-  /** Ends the job: pause or stop returning first, then cancel (SPEC §6). */
+  /** Ends the job: pause or stop returning first, then cancel once paused (SPEC §6). */
   async cancel(): Promise<void> {
-    await this.#command('cancel', ['paused', 'docked'], async () => {
+    await this.#command('cancel', JOB_ENDED, async () => {
+      await this.refresh();
       const mode = this.#mode();
+      if (!ACTIVE_JOB_MODES.has(mode)) throw hubError('HUB_ERR_DEVICE_STATE', 'There is no job to cancel');
       if (mode === Mode.WORKING) await this.#send(this.#o.commands.pause());
       else if (mode === Mode.RETURNING) await this.#request(this.#o.commands.cancelReturnToDock(), (m) => m.nav?.todev_taskctrl_ack !== undefined);
+      await this.refresh(true);
+      const paused = this.#mode() === Mode.PAUSE || this.#mode() === Mode.CHARGING_PAUSE;
+      if (!paused) throw hubError('HUB_ERR_DEVICE_STATE', `The mower did not pause (${this.#report.modeName ?? 'unknown'}); the job was not cancelled`);
       await this.#send(this.#o.commands.cancelJob());
     });
   }
 
-  leaveDock = () => this.#command('leave_dock', [], () => this.#send(this.#o.commands.leaveDock()));
+  leaveDock = () => this.#command('leave_dock', undefined, () => this.#send(this.#o.commands.leaveDock()));
 
   async setBladeHeight(mm: number): Promise<void> {
     if (!this.#o.identity.model.bladeHeightAdjustable) throw hubError('HUB_ERR_DEVICE_STATE', `${this.#o.identity.model.name} has no adjustable blade height`);
-    await this.#command('set_blade_height', [], () => this.#send(this.#o.commands.setBladeHeight(mm)));
+    await this.#command('set_blade_height', undefined, () => this.#send(this.#o.commands.setBladeHeight(mm)));
   }
 
-  setSpeed = (metresPerSecond: number) => this.#command('set_speed', [], () => this.#send(this.#o.commands.setSpeed(metresPerSecond)));
-  setCutterMode = (mode: number) => this.#command('set_cutter_mode', [], () => this.#send(this.#o.commands.setCutterMode(mode)));
+  setSpeed = (metresPerSecond: number) => this.#command('set_speed', undefined, () => this.#send(this.#o.commands.setSpeed(metresPerSecond)));
+  setCutterMode = (mode: number) => this.#command('set_cutter_mode', undefined, () => this.#send(this.#o.commands.setCutterMode(mode)));
 
   /** The `refresh` action: a report now, with failures mapped like every command's. */
-  refreshNow = () => this.#command('refresh', [], () => this.refresh(true), { followUpReport: false });
+  refreshNow = () => this.#command('refresh', undefined, () => this.refresh(true), { followUpReport: false });
 
   /** A report now, unless one arrived within the debounce window (`force` skips that check). */
   async refresh(force = false): Promise<void> {
@@ -306,7 +337,7 @@ export class MowerDriver {
       return;
     }
     if (sys?.toapp_dev_fw_info) return this.#noteFirmware(readFirmware(sys.toapp_dev_fw_info).version);
-    if (sys?.mow_to_app_info?.type === 3) return this.#takeReport({ mode: Mode.POWER_OFF, modeName: 'MODE_POWER_OFF' });
+    if (sys?.mow_to_app_info?.type === 3) return this.#takeReport({ mode: Mode.POWER_OFF, modeName: 'MODE_POWER_OFF', activity: undefined });
     if (nav?.toapp_all_hash_name) {
       this.#areas = new Map((nav.toapp_all_hash_name.hashnames ?? []).map((a) => [String(a.hash ?? '0'), a.name ?? '']));
       return;
@@ -353,37 +384,45 @@ export class MowerDriver {
 
   // ── Sending ──
 
-  /** Runs a command flow; maps cloud failures to hub errors and tracks the desired state. */
-  async #command(name: string, expect: MowerActivity[], flow: () => Promise<unknown>, { followUpReport = true } = {}): Promise<void> {
-    if (!this.#o.device.supported) throw hubError('HUB_ERR_DEVICE_UNAVAILABLE', this.#o.device.unsupportedReason);
-    if (!this.#online) throw hubError('HUB_ERR_DEVICE_UNAVAILABLE', 'The mower is offline');
-    try {
-      await flow();
-      this.#lastError = undefined;
-    } catch (error) {
-      throw this.#noteFailure(error);
-    } finally {
-      this.#publish();
-    }
-    if (expect.length > 0 && !expect.includes(this.#report.activity as MowerActivity)) this.#expect(name, expect);
-    if (followUpReport) void this.refresh(true).catch(() => {}); // the app asks for a report after every command
+  /**
+   * Runs a command flow after the ones before it; maps cloud failures to hub errors and, with an
+   * `outcome`, keeps the command pending until a report shows it.
+   */
+  #command(name: string, outcome: Outcome | undefined, flow: () => Promise<unknown>, { followUpReport = true } = {}): Promise<void> {
+    const run = this.#queue.then(async () => {
+      if (!this.#o.device.supported) throw hubError('HUB_ERR_DEVICE_UNAVAILABLE', this.#o.device.unsupportedReason);
+      if (!this.#online) throw hubError('HUB_ERR_DEVICE_UNAVAILABLE', 'The mower is offline');
+      try {
+        await flow();
+        this.#lastError = undefined;
+      } catch (error) {
+        throw this.#noteFailure(error);
+      } finally {
+        this.#publish();
+      }
+      if (outcome && !outcome.reached(this.#report)) this.#expect(name, outcome);
+      if (followUpReport) void this.refresh(true).catch(() => {}); // the app asks for a report after every command
+    });
+    this.#queue = run.catch(() => {});
+    return run;
   }
 
-  #expect(command: string, expect: MowerActivity[]): void {
+  #expect(command: string, outcome: Outcome): void {
+    if (this.#stopped) return;
     clearTimeout(this.#pending?.timer);
     const timer = setTimeout(() => {
       this.#pending = undefined;
       this.#lastError = `${command} was not confirmed by the mower`;
-      this.#o.fire('mammotion_command_timeout', { entity_id: this.#o.identity.entityId, command, expected: expect, activity: this.#report.activity ?? null });
+      this.#o.fire('mammotion_command_timeout', { entity_id: this.#o.identity.entityId, command, expected: outcome.label, activity: this.#report.activity ?? null });
       this.#publish();
     }, this.#timing.confirmMs);
     timer.unref();
-    this.#pending = { command, expect, timer };
+    this.#pending = { command, outcome, timer };
     this.#publish();
   }
 
   #confirmPending(): void {
-    if (this.#pending && this.#report.activity && this.#pending.expect.includes(this.#report.activity)) {
+    if (this.#pending?.outcome.reached(this.#report)) {
       clearTimeout(this.#pending.timer);
       this.#pending = undefined;
     }
@@ -425,6 +464,7 @@ export class MowerDriver {
   /** Records a failure for the entity's `last_error` and returns it as a hub error. */
   #noteFailure(error: unknown): HubError {
     const mapped = toHubError(error);
+    if (this.#stopped) return mapped;
     this.#lastError = mapped.message;
     if (error instanceof DeviceOfflineError) this.#online = false;
     if (!(error instanceof HubError)) this.#o.log.warn({ iotId: this.iotId, err: mapped.message }, 'mower command failed');
@@ -447,6 +487,7 @@ export class MowerDriver {
   // ── Entities ──
 
   #publish(): void {
+    if (this.#stopped) return;
     const { entities, identity, device } = this.#o;
     const report = this.#report;
     const available = device.supported && this.#online && this.#cloudStatus !== 'reauth_required' && this.#cloudStatus !== 'failed';
@@ -497,7 +538,7 @@ function toHubError(error: unknown): HubError {
     const seconds = Math.max(1, Math.ceil((error.blockedUntil - Date.now()) / 1000));
     return hubError('HUB_ERR_RATE_LIMITED', error.message, { headers: { 'retry-after': String(seconds) }, cause: error });
   }
-  if (error instanceof ReauthRequiredError) return hubError('HUB_ERR_UPSTREAM', 'The Mammotion account must be linked again', { cause: error });
+  if (error instanceof ReauthRequiredError) return hubError('HUB_ERR_RELINK_REQUIRED', 'The Mammotion account must be linked again', { cause: error });
   if (error instanceof CloudError) return hubError('HUB_ERR_UPSTREAM', error.message, { cause: error });
   return hubError('HUB_ERR_INTERNAL', undefined, { cause: error });
 }

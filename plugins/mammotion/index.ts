@@ -6,11 +6,11 @@
  * @module
  */
 import { z } from 'zod';
-import { hubError } from '../../core/errors/index.js';
+import { hubError, HubError } from '../../core/errors/index.js';
 import { definePlugin, type PluginContext } from '../../core/plugin.js';
 import { AccountLink, type SignIn } from './accounts.js';
 import { accountRoutes } from './routes.js';
-import { DEFAULT_DOMESTIC_BASE_URL, DEFAULT_ID_BASE_URL, LoginRejectedError, ReauthRequiredError } from './cloud/index.js';
+import { CloudError, DEFAULT_DOMESTIC_BASE_URL, DEFAULT_ID_BASE_URL, LoginRejectedError } from './cloud/index.js';
 import { CutterMode } from './protocol/index.js';
 import type { MowerDriver } from './driver.js';
 import { SessionTracker } from './sessions.js';
@@ -29,6 +29,7 @@ const config = z.object({
   pollSeconds: z.coerce.number().int().min(5).max(3600).default(30),
   replyTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(3000),
   confirmSeconds: z.coerce.number().int().min(5).max(3600).default(120),
+  linkTimeoutSeconds: z.coerce.number().int().min(5).max(300).default(30),
 });
 
 type MammotionContext = PluginContext<z.output<typeof config>>;
@@ -66,15 +67,11 @@ export default definePlugin({
         timing: { replyMs: ctx.config.replyTimeoutMs, confirmMs: ctx.config.confirmSeconds * 1000 },
         onMower: (entityId, driver) => mowers.set(entityId, driver),
         onMowerGone: (entityId) => mowers.delete(entityId),
+        drivenElsewhere: (iotId, accountId) => [...links.values()].some((other) => other.row.id !== accountId && other.drivers.has(iotId)),
       });
+      // Kept even when connecting fails: its status tells the owner why, and poll() retries it.
       links.set(row.id, link);
-      try {
-        await link.connect(signIn);
-      } catch (error) {
-        const status = error instanceof ReauthRequiredError ? 'reauth_required' : 'failed';
-        await db.updateTable('mammotion_accounts').set({ status, status_detail: (error as Error).message }).where('id', '=', row.id).execute();
-        throw error;
-      }
+      await link.connect(signIn);
       return link;
     };
 
@@ -86,27 +83,41 @@ export default definePlugin({
       for (const id of [...links.keys()]) await closeLink(id);
     });
 
-    /** Links an account with its password (the API, or the simulator's auto-link). */
+    /**
+     * Links an account with its password (the API, or the simulator's auto-link). An account
+     * already linked to the home is signed in again only when it needs it (reauth_required or
+     * failed); a new link that fails leaves nothing behind.
+     */
     const link = async (homeId: string, email: string, password: string, userId: string | null) => {
       if (!cloud.clientId || !cloud.clientSecret) {
         throw hubError('HUB_ERR_PLUGIN_NOT_CONFIGURED', 'Set PLUGIN_MAMMOTION_CLIENT_ID and PLUGIN_MAMMOTION_CLIENT_SECRET to link Mammotion accounts');
       }
-      const row = await db
+      const inserted = await db
         .insertInto('mammotion_accounts')
         .values({ home_id: homeId, email, created_by: userId })
         .onConflict((oc) => oc.columns(['home_id', 'email']).doNothing())
         .returning(['id', 'home_id', 'email'])
         .executeTakeFirst();
-      if (!row) throw hubError('HUB_ERR_ACCOUNT_LINKED');
+      const existing = inserted
+        ? undefined
+        : await db.selectFrom('mammotion_accounts').select(['id', 'home_id', 'email', 'status']).where('home_id', '=', homeId).where('email', '=', email).executeTakeFirstOrThrow();
+      if (existing && existing.status !== 'reauth_required' && existing.status !== 'failed') throw hubError('HUB_ERR_ACCOUNT_LINKED');
+      const row = inserted ?? existing!;
+      if (existing) await closeLink(row.id);
       try {
-        return await openLink(row, { password });
+        return await withDeadline(openLink(row, { password }), ctx.config.linkTimeoutSeconds * 1000);
       } catch (error) {
         await closeLink(row.id, true);
-        await db.deleteFrom('mammotion_accounts').where('id', '=', row.id).execute();
-        if (error instanceof LoginRejectedError) throw hubError('HUB_ERR_CLOUD_LOGIN_REFUSED', 'Mammotion refused this email or password');
-        throw hubError('HUB_ERR_UPSTREAM', `Could not reach the Mammotion cloud: ${(error as Error).message}`, { cause: error });
+        if (inserted) await db.deleteFrom('mammotion_accounts').where('id', '=', row.id).execute();
+        throw linkError(error);
       }
     };
+    ctx.bus.on('home_deleted', (event) => {
+      // The rows went with the home (cascade); stop what still runs for them.
+      for (const accountLink of [...links.values()]) {
+        if (accountLink.row.home_id === event.data.home_id) void closeLink(accountLink.row.id, true);
+      }
+    });
 
     // Accounts linked before a restart come back from their sealed refresh tokens, in the background.
     for (const row of await db.selectFrom('mammotion_accounts').select(['id', 'home_id', 'email', 'sealed_session']).execute()) {
@@ -166,6 +177,27 @@ function registerGauges(ctx: MammotionContext, links: Map<string, AccountLink>, 
     collect: perMower((d) => (d.sendBudget?.blockedUntil && d.sendBudget.blockedUntil > Date.now() ? 1 : 0)),
   });
   ctx.metrics.gauge({ name: 'frames_malformed', help: 'Frames from the mower that did not decode', labelNames: ['mower'], collect: perMower((d) => d.malformed) });
+}
+
+/** What the caller of a link gets for a failure: the cloud's words, never a database's. */
+function linkError(error: unknown): HubError {
+  if (error instanceof HubError) return error;
+  if (error instanceof LoginRejectedError) return hubError('HUB_ERR_CLOUD_LOGIN_REFUSED', 'Mammotion refused this email or password');
+  if (error instanceof CloudError) return hubError('HUB_ERR_UPSTREAM', `The Mammotion cloud failed: ${error.message}`, { cause: error });
+  return hubError('HUB_ERR_INTERNAL', undefined, { cause: error });
+}
+
+/** Rejects with HUB_ERR_UPSTREAM_TIMEOUT when `work` takes longer than `ms` (a broker that never answers). */
+async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(hubError('HUB_ERR_UPSTREAM_TIMEOUT', `The Mammotion cloud did not connect within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function missing(entityId: string): never {

@@ -43,6 +43,8 @@ export interface MowerIdentity {
 
 export class SessionTracker {
   readonly #open = new Map<string, OpenSession>();
+  /** Per mower, the last update in flight: reports are applied one after another. */
+  readonly #chains = new Map<string, Promise<void>>();
   readonly #db: MammotionDb;
 
   constructor(
@@ -60,7 +62,29 @@ export class SessionTracker {
   }
 
   /** Feeds one report; opens, updates or closes the mower's session. */
-  async observe(mower: MowerIdentity, report: MowerReport, zones: string[], now = new Date()): Promise<void> {
+  observe(mower: MowerIdentity, report: MowerReport, zones: string[], now = new Date()): Promise<void> {
+    return this.#serially(mower.iotId, () => this.#apply(mower, report, zones, now));
+  }
+
+  /** Ends an open session as interrupted (the mower left the hub). */
+  endOpen(mower: MowerIdentity, now = new Date()): Promise<void> {
+    return this.#serially(mower.iotId, async () => {
+      const session = this.#open.get(mower.iotId);
+      if (session) await this.#end(mower, session, 'interrupted', now);
+    });
+  }
+
+  #serially(iotId: string, step: () => Promise<void>): Promise<void> {
+    const next = (this.#chains.get(iotId) ?? Promise.resolve()).then(step);
+    const settled = next.catch(() => {});
+    this.#chains.set(iotId, settled);
+    void settled.then(() => {
+      if (this.#chains.get(iotId) === settled) this.#chains.delete(iotId);
+    });
+    return next;
+  }
+
+  async #apply(mower: MowerIdentity, report: MowerReport, zones: string[], now: Date): Promise<void> {
     const session = this.#open.get(mower.iotId);
     if (report.work && session) {
       session.areaM2 = Math.max(session.areaM2, report.work.areaMowedM2);

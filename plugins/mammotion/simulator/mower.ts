@@ -210,10 +210,12 @@ export class SimulatedMower {
         if (this.mode === Mode.PAUSE && this.#job) [this.mode, this.chargeState, this.breakpoint] = [Mode.WORKING, 0, false];
         return;
       case TaskAction.CANCEL:
-        [this.mode, this.#job, this.breakpoint] = [Mode.READY, undefined, false];
+        // The app pauses first (SPEC §6); a job is only cancelled from a pause.
+        if (this.mode === Mode.PAUSE) [this.mode, this.#job, this.breakpoint] = [Mode.READY, undefined, false];
         return;
       case TaskAction.RETURN_TO_DOCK:
-        if (this.chargeState === 0) this.mode = Mode.RETURNING;
+        // From a pause or standing ready; a working mower is paused first by the app.
+        if (this.chargeState === 0 && (this.mode === Mode.PAUSE || this.mode === Mode.READY)) this.mode = Mode.RETURNING;
         return;
       case TaskAction.CANCEL_RETURN_TO_DOCK:
         if (this.mode === Mode.RETURNING) this.mode = Mode.PAUSE;

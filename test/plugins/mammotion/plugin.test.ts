@@ -36,6 +36,7 @@ describe('Mammotion plugin with the simulator', () => {
         { iotId: 'sim-iot-0001', deviceName: 'Luba-VSSIM0001', firmware: '1.30.25.8', yard: { width: 4, length: 1.5 }, origin: { lat: 0.9, lon: -0.002 } },
         { iotId: 'sim-iot-0002', deviceName: 'Yuka-MNSIM0002', firmware: '1.30.25.8' },
         { iotId: 'sim-iot-0003', deviceName: 'Luba-VSSIM0003', productKey: 'a1BBOJnnjb9', firmware: '1.20.1.1' }, // still on the Aliyun cloud
+        { iotId: 'sim-iot-0004', deviceName: 'RTK0004XYZ' }, // the base station: not a mower
       ],
     });
     const { httpUrl, account } = await simulator.start();
@@ -69,7 +70,7 @@ describe('Mammotion plugin with the simulator', () => {
     expect(res.status).toBe(201);
     const account = (await res.json()) as { status: string; mowers: { entity_id: string }[] };
     expect(JSON.stringify(account)).not.toContain(simulator.cloud.account.password);
-    expect(account.mowers.map((m) => m.entity_id)).toEqual([LUBA, ON_ALIYUN, YUKA]);
+    expect(account.mowers.map((m) => m.entity_id)).toEqual([LUBA, ON_ALIYUN, YUKA]); // not the RTK station
     await until(() => state(LUBA)?.state, (s) => s === 'docked');
     expect(state(LUBA)?.attributes).toMatchObject({ model: 'Luba 2', firmware: '1.30.25.8', battery_level: 100, charging: true });
     expect(state('sensor.luba_vssim0001_battery')?.state).toBe('100');
@@ -106,6 +107,28 @@ describe('Mammotion plugin with the simulator', () => {
     expect((await call('mammotion.start_zones', { entity_id: LUBA, zones: ['1001'] })).status).toBe(200);
     await until(() => ended.length, (n) => n === 2, 25_000);
     expect(ended[1]).toMatchObject({ entity_id: LUBA, outcome: 'finished', area_m2: 6, zones: ['1001'] });
+  });
+
+  it('cancels a running job the way the app does, and refuses to cancel nothing', async () => {
+    expect((await call('mammotion.cancel', { entity_id: LUBA })).status).toBe(409); // docked, no job
+    expect((await call('lawn_mower.start_mowing', { entity_id: LUBA })).status).toBe(200);
+    await until(() => state(LUBA)?.state, (s) => s === 'mowing');
+    const sessions = ended.length;
+    expect((await call('mammotion.cancel', { entity_id: LUBA })).status).toBe(200);
+    await until(() => attribute(LUBA, 'work_mode'), (mode) => mode === 'MODE_READY');
+    expect(attribute(LUBA, 'resumable')).toBe(false);
+    await until(() => attribute(LUBA, 'pending_command'), (pending) => pending === null);
+    await until(() => ended.length, (n) => n === sessions + 1);
+    expect(ended.at(-1)).toMatchObject({ entity_id: LUBA, outcome: 'interrupted' });
+  });
+
+  it('starts again from a mower on its way home (the return is cancelled first)', async () => {
+    expect((await call('lawn_mower.dock', { entity_id: LUBA })).status).toBe(200);
+    await until(() => state(LUBA)?.state, (s) => s === 'returning' || s === 'docked');
+    expect((await call('lawn_mower.start_mowing', { entity_id: LUBA })).status).toBe(200);
+    await until(() => state(LUBA)?.state, (s) => s === 'mowing');
+    expect((await call('lawn_mower.dock', { entity_id: LUBA })).status).toBe(200);
+    await until(() => state(LUBA)?.state, (s) => s === 'docked', 15_000);
   });
 
   it('validates action data and refuses what the model cannot do', async () => {
@@ -175,7 +198,7 @@ describe('Mammotion plugin with the simulator', () => {
       expect((await call('lawn_mower.pause', { entity_id: YUKA })).status).toBe(200);
       expect(attribute(YUKA, 'pending_command')).toBe('pause');
       await until(() => timeouts.length, (n) => n === 1, 10_000);
-      expect(timeouts[0]).toMatchObject({ entity_id: YUKA, command: 'pause', expected: ['paused'], activity: 'mowing' });
+      expect(timeouts[0]).toMatchObject({ entity_id: YUKA, command: 'pause', expected: 'paused', activity: 'mowing' });
       expect(attribute(YUKA, 'pending_command')).toBeNull();
       expect(attribute(YUKA, 'last_error')).toMatch(/not confirmed/);
     } finally {
@@ -190,7 +213,10 @@ describe('Mammotion plugin with the simulator', () => {
     const [account] = (await (await t.request('/api/plugins/mammotion/accounts', { token: owner.token })).json()) as { id: string }[];
     expect((await t.request(`/api/plugins/mammotion/accounts/${account!.id}`, { method: 'DELETE', token: owner.token })).status).toBe(204);
     expect((await call('lawn_mower.pause', { entity_id: LUBA })).status).toBe(404);
-    // The Luba's two, and the Yuka's from the pending-command test.
-    expect(((await (await t.request('/api/plugins/mammotion/sessions', { token: owner.token })).json()) as unknown[]).length).toBe(3);
+    // Every session ended, the Yuka's (left mowing) as interrupted by the unlink.
+    const sessions = (await (await t.request('/api/plugins/mammotion/sessions', { token: owner.token })).json()) as { entity_id: string; outcome: string | null }[];
+    expect(sessions.length).toBe(ended.length);
+    expect(sessions.filter((s) => s.outcome === null)).toEqual([]);
+    expect(sessions.find((s) => s.entity_id === YUKA)?.outcome).toBe('interrupted');
   });
 });

@@ -51,11 +51,21 @@ describe('Mammotion across restarts', () => {
       await second.stop();
 
       const otherKey = await createTestHub({ ...env, HUB_SECRET_KEY: 'a-different-secret-key-0123456789abcdef' }, { plugins, database: database.handle() });
-      const accounts = (await (await otherKey.request('/api/plugins/mammotion/accounts', { token: await otherKey.login('owner@example.com', 'user-password-1') })).json()) as {
+      const ownerToken = await otherKey.login('owner@example.com', 'user-password-1');
+      const accounts = (await (await otherKey.request('/api/plugins/mammotion/accounts', { token: ownerToken })).json()) as {
         status: string;
         status_detail: string;
       }[];
       expect(accounts[0]).toMatchObject({ status: 'reauth_required', status_detail: expect.stringMatching(/cannot be decrypted/) });
+      // Linking again signs the same account in anew, in place.
+      const relinked = await otherKey.request('/api/plugins/mammotion/accounts', { token: ownerToken, json: { home_id: homeId, email, password } });
+      expect(relinked.status).toBe(201);
+      expect(await relinked.json()).toMatchObject({ status: 'connected', mowers: [{ entity_id: LUBA }] });
+      expect((await otherKey.request('/api/plugins/mammotion/accounts', { token: ownerToken, json: { home_id: homeId, email, password } })).status).toBe(409);
+
+      // Deleting the home stops its account and takes its mowers away.
+      expect((await otherKey.request(`/api/homes/${homeId}`, { method: 'DELETE', token: ownerToken })).status).toBe(204);
+      await until(() => otherKey.hub.states.get(LUBA), (s) => s === undefined);
       await otherKey.stop();
     } finally {
       await database.close();
