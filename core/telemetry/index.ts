@@ -84,6 +84,8 @@ export class TelemetryIngest {
   onBatchWritten: ((size: number, lagMs: number) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
+  /** Size of the batch being written (it counts as pending until it is in the database). */
+  #inFlight = 0;
   #unsubscribe: (() => Promise<void>)[] = [];
   /** Messages taken in, and dropped by reason; the metrics endpoint reads these. */
   readonly counters = { received: 0, readings: 0, droppedReadings: 0, dropped: {} as Record<DropReason, number> };
@@ -115,9 +117,9 @@ export class TelemetryIngest {
     return () => this.#readingListeners.delete(listener);
   }
 
-  /** Readings waiting to be written. */
+  /** Readings waiting to be written, including a batch being written now. */
   get pending(): number {
-    return this.#pending.length;
+    return this.#pending.length + this.#inFlight;
   }
 
   /** Writes pending readings now. */
@@ -127,6 +129,7 @@ export class TelemetryIngest {
     const batch = this.#pending;
     const since = this.#pendingSince;
     this.#pending = [];
+    this.#inFlight = batch.length;
     this.#writing = this.#write(batch)
       .catch(async (error: unknown) => {
         // A constraint violation means readings of a device deleted meanwhile: write the rest.
@@ -138,10 +141,14 @@ export class TelemetryIngest {
       })
       .then(() => this.onBatchWritten?.(batch.length, Date.now() - since))
       .catch((error: unknown) => {
+        this.#inFlight = 0;
         this.#requeue(batch);
         throw error;
       })
-      .finally(() => (this.#writing = undefined));
+      .finally(() => {
+        this.#writing = undefined;
+        this.#inFlight = 0;
+      });
     await this.#writing;
   }
 
