@@ -34,6 +34,7 @@ import { readingRoutes, TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
 import { jobRoutes, Scheduler } from './scheduler/index.js';
 import { loadSecretBox } from './secrets/index.js';
+import { EmbeddedNodeRed, NODERED_COMMS_PATH, NODERED_ROOT, noderedRoutes } from './nodered/index.js';
 import { stateRoutes, StateMachine } from './states/index.js';
 
 export const HUB_VERSION: string = pkg.version;
@@ -69,8 +70,11 @@ export interface Hub {
   readonly alerts: AlertEngine;
   /** Set when this start created the first administrator. */
   readonly firstRunAdmin: FirstRunAdmin | undefined;
-  /** Starts listening on `config.host:config.port` (port 0 picks a free port). */
-  listen(): Promise<{ url: string; port: number }>;
+  /**
+   * Starts listening on `config.host:config.port` (port 0 picks a free port), then Node-RED on the
+   * same server unless `HUB_NODERED=false`; `editor` is its URL when it runs.
+   */
+  listen(): Promise<{ url: string; port: number; editor: string | undefined }>;
   /** Stops plugins, connections and the database, letting requests in flight finish. Idempotent. */
   stop(): Promise<void>;
 }
@@ -192,6 +196,8 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     }),
   );
   app.route('/api', pluginRoutes({ plugins }));
+  let nodered: EmbeddedNodeRed | undefined;
+  app.route('/api', noderedRoutes(db, () => nodered !== undefined));
   // Hono cannot remove routes, so every plugin's router sits behind this one stable entry.
   app.all('/api/plugins/:id/*', plugins.dispatcher());
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
@@ -220,11 +226,20 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   function handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer) {
     const { pathname } = new URL(request.url ?? '/', 'http://hub');
     if (pathname === WEBSOCKET_PATH) return ws.handleUpgrade(request, socket, head);
+    if (nodered && pathname === NODERED_COMMS_PATH) return; // Node-RED's own upgrade listener takes it
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   }
 
   async function listen() {
-    server = createServer(getRequestListener(app.fetch));
+    const hono = getRequestListener(app.fetch);
+    server = createServer((request, response) => {
+      const pathname = (request.url ?? '/').split('?')[0]!;
+      if (!nodered || !EmbeddedNodeRed.owns(pathname)) return void hono(request, response);
+      nodered.handle(request, response).catch((error: unknown) => {
+        log.error({ err: error, path: pathname }, 'node-red request failed');
+        if (!response.headersSent) response.writeHead(500).end();
+      });
+    });
     server.on('upgrade', handleUpgrade);
     server.on('connection', (socket) => {
       sockets.add(socket);
@@ -243,8 +258,15 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     const { port } = server.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     const url = `http://${host}:${port}`;
-    log.info({ url, db: database.kind }, 'hub listening');
-    return { url, port };
+    if (config.nodered) {
+      nodered = await EmbeddedNodeRed.start(server, { config, db, secrets, log, authenticateToken: (token) => authenticateToken(db, token) }).catch((error: unknown) => {
+        log.error({ err: error }, 'node-red did not start; the hub runs without it');
+        return undefined;
+      });
+    }
+    const editor = nodered ? `${url}${NODERED_ROOT}/` : undefined;
+    log.info({ url, db: database.kind, editor }, 'hub listening');
+    return { url, port, editor };
   }
 
   async function drainServer(): Promise<void> {
@@ -268,6 +290,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
       bus.fire('hub_stop', {});
       ws.close();
       await drainServer();
+      await nodered?.stop().catch((error: unknown) => log.error({ err: error }, 'node-red shutdown failed'));
       await plugins.stopAll();
       await scheduler.stop();
       await telemetry.stop();

@@ -9,13 +9,14 @@ import { createHub, type Hub } from './hub.js';
 /** The whole shutdown, however stuck something is, must end within this. */
 const SHUTDOWN_LIMIT_MS = 10_000;
 
-function printWelcome(url: string, hub: Hub): void {
+function printWelcome(url: string, editor: string | undefined, hub: Hub): void {
   const broker = hub.mqtt.broker;
   const lines = [
     ``,
     `  Mowthos Hub ${hub.config.databaseUrl ? '(PostgreSQL)' : `(embedded database in ${hub.config.dataDir})`}`,
     `  ${url}`,
     `  MQTT: ${broker.kind === 'embedded' ? `embedded broker on port ${new URL(broker.url).port}` : broker.url}`,
+    `  Node-RED: ${editor ?? 'off (HUB_NODERED=false)'}`,
   ];
   const admin = hub.firstRunAdmin;
   if (admin) {
@@ -31,11 +32,11 @@ function printWelcome(url: string, hub: Hub): void {
 
 async function main(): Promise<void> {
   const hub = await createHub(loadConfig(process.env));
-  const { url } = await hub.listen().catch(async (error: unknown) => {
+  const { url, editor } = await hub.listen().catch(async (error: unknown) => {
     await hub.stop();
     throw error;
   });
-  printWelcome(url, hub);
+  printWelcome(url, editor, hub);
 
   const shutdown = (signal: string) => {
     hub.log.info({ signal }, 'shutdown requested');

@@ -10,7 +10,7 @@ import { HubError } from '../errors/index.js';
 import { insertUser } from './routes.js';
 import { generateSecret } from './secret-token.js';
 
-export { authenticate, authenticateToken, SESSION_COOKIE } from './middleware.js';
+export { authenticate, authenticateToken, headersSameOrigin, SESSION_COOKIE } from './middleware.js';
 export {
   homeRole,
   inVisibleHomes,

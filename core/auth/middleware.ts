@@ -57,11 +57,16 @@ export function clearSessionCookie(c: Context): void {
  * browser sends it, else `Origin` against the host the request was made to; neither means no.
  */
 export function isSameOrigin(c: Context, trustProxy: boolean): boolean {
-  const site = c.req.header('sec-fetch-site');
+  return headersSameOrigin((name) => c.req.header(name), trustProxy, new URL(c.req.url).host);
+}
+
+/** {@link isSameOrigin} over raw request headers (requests that do not pass through Hono). */
+export function headersSameOrigin(header: (name: string) => string | undefined, trustProxy: boolean, requestHost = ''): boolean {
+  const site = header('sec-fetch-site');
   if (site) return site === 'same-origin' || site === 'none';
-  const origin = c.req.header('origin');
+  const origin = header('origin');
   if (!origin) return false;
-  const host = (trustProxy && c.req.header('x-forwarded-host')) || c.req.header('host') || new URL(c.req.url).host;
+  const host = (trustProxy && header('x-forwarded-host')) || header('host') || requestHost;
   try {
     return new URL(origin).host === host;
   } catch {

@@ -13,6 +13,7 @@ export interface PublicUser {
   email: string;
   name: string;
   is_admin: boolean;
+  can_automate: boolean;
   disabled: boolean;
   created_at: Date;
 }
@@ -29,8 +30,8 @@ export interface Principal {
 }
 
 export function toPublicUser(user: User): PublicUser {
-  const { id, email, name, is_admin, disabled, created_at } = user;
-  return { id, email, name, is_admin, disabled, created_at };
+  const { id, email, name, is_admin, can_automate, disabled, created_at } = user;
+  return { id, email, name, is_admin, can_automate, disabled, created_at };
 }
 
 export function roleAtLeast(role: Role, minimum: Role): boolean {

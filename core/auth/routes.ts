@@ -230,13 +230,13 @@ export function authRoutes({ db, config }: AuthRoutesOptions) {
 /** Creates a user; HUB_ERR_EMAIL_TAKEN when the email is in use. */
 export async function insertUser(
   db: Kysely<Database>,
-  input: { email: string; name: string; password: string; isAdmin?: boolean },
+  input: { email: string; name: string; password: string; isAdmin?: boolean; canAutomate?: boolean },
 ) {
   const password_hash = await hashPassword(input.password);
   try {
     return await db
       .insertInto('users')
-      .values({ email: input.email, name: input.name, password_hash, is_admin: input.isAdmin ?? false })
+      .values({ email: input.email, name: input.name, password_hash, is_admin: input.isAdmin ?? false, can_automate: input.canAutomate ?? false })
       .returningAll()
       .executeTakeFirstOrThrow();
   } catch (error) {

@@ -15,6 +15,7 @@ const NewUser = z
     password: NewPassword,
     name: z.string().trim().max(200).default(''),
     is_admin: z.boolean().default(false),
+    can_automate: z.boolean().default(false),
   })
   .openapi('NewUser');
 const UserPatch = z
@@ -22,6 +23,7 @@ const UserPatch = z
     name: z.string().trim().max(200).optional(),
     password: NewPassword.optional(),
     is_admin: z.boolean().optional(),
+    can_automate: z.boolean().optional(),
     disabled: z.boolean().optional(),
   })
   .strict()
@@ -67,7 +69,7 @@ export function userRoutes({ db }: { db: Kysely<Database> }) {
   router.openapi(routes.create, async (c) => {
     requireAdmin(c.var.principal);
     const input = c.req.valid('json');
-    const user = await insertUser(db, { ...input, isAdmin: input.is_admin });
+    const user = await insertUser(db, { ...input, isAdmin: input.is_admin, canAutomate: input.can_automate });
     c.var.log.info({ userId: user.id, isAdmin: user.is_admin }, 'user created');
     return c.json(presentUser(toPublicUser(user)), 201);
   });
@@ -89,6 +91,7 @@ export function userRoutes({ db }: { db: Kysely<Database> }) {
         .set({
           name: patch.name,
           is_admin: patch.is_admin,
+          can_automate: patch.can_automate,
           disabled: patch.disabled,
           password_hash: passwordHash,
           updated_at: new Date(),

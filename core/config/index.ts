@@ -47,6 +47,8 @@ export const envSchema = z.object({
   HUB_OPEN_REGISTRATION: flag(false),
   HUB_TRUST_PROXY: flag(false),
   HUB_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  HUB_NODERED: flag(true),
+  HUB_NODERED_PALETTE_INSTALL: flag(false),
   HUB_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').optional(),
   HUB_BODY_LIMIT: z.coerce
     .number({ error: 'must be a number of bytes' })
@@ -82,6 +84,10 @@ export interface HubConfig {
   trustProxy: boolean;
   /** Bearer token Prometheus scrapes `/metrics` with (administrators' sessions work too). */
   metricsToken: string | undefined;
+  /** Run Node-RED at `/red` (`HUB_NODERED`). */
+  nodered: boolean;
+  /** Let the editor install nodes from npm (`HUB_NODERED_PALETTE_INSTALL`); off by default. */
+  noderedPaletteInstall: boolean;
   /** Key material for secrets at rest; unset: a key generated into {@link dataDir}. */
   secretKey: string | undefined;
   /** Largest accepted request body, in bytes. */
@@ -139,6 +145,8 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     trustProxy: e.HUB_TRUST_PROXY,
     metricsToken: e.HUB_METRICS_TOKEN,
     secretKey: e.HUB_SECRET_KEY,
+    nodered: e.HUB_NODERED,
+    noderedPaletteInstall: e.HUB_NODERED_PALETTE_INSTALL,
     bodyLimit: e.HUB_BODY_LIMIT,
     disabledPlugins: e.HUB_DISABLED_PLUGINS,
     pluginEnv: Object.fromEntries(Object.entries(present).filter(([key]) => key.startsWith('PLUGIN_'))) as Record<string, string>,

@@ -6,11 +6,19 @@
  *
  * @module
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from './schema.js';
 
 /** A column to fill, and its SQL type as `jsonb_to_recordset` should read it. */
 export type BulkColumns<Row> = { [K in keyof Row]: 'uuid' | 'text' | 'timestamptz' | 'double precision' | 'jsonb' };
+
+/**
+ * A JSON value for a jsonb column or parameter. Sent as text and cast, because a parameter typed
+ * jsonb is JSON-encoded a second time by postgres.js, and arrays would be taken for SQL arrays.
+ */
+export function jsonb(value: unknown): RawBuilder<unknown> {
+  return sql`${JSON.stringify(value)}::text::jsonb`;
+}
 
 /** Inserts `rows` into `table`; `columns` names every column the rows carry, with its type. */
 export async function bulkInsert<Row extends object>(db: Kysely<Database>, table: keyof Database, columns: BulkColumns<Row>, rows: readonly Row[]): Promise<void> {
@@ -18,7 +26,6 @@ export async function bulkInsert<Row extends object>(db: Kysely<Database>, table
   const names = Object.keys(columns);
   const list = sql.join(names.map((name) => sql.id(name)));
   const definitions = sql.join(names.map((name) => sql`${sql.id(name)} ${sql.raw(columns[name as keyof Row])}`));
-  // `::text` first: typed as jsonb, postgres.js would JSON-encode the string a second time.
   await sql`insert into ${sql.table(table)} (${list})
-    select ${list} from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as r(${definitions})`.execute(db);
+    select ${list} from jsonb_to_recordset(${jsonb(rows)}) as r(${definitions})`.execute(db);
 }

@@ -19,7 +19,7 @@ export type * from './schema.js';
 export { ROLES } from './schema.js';
 export { migrate, MigrationError, type MigrationSource } from './migrator.js';
 export type { PoolStats } from './pool.js';
-export { bulkInsert, type BulkColumns } from './bulk.js';
+export { bulkInsert, jsonb, type BulkColumns } from './bulk.js';
 
 /** Where the core's own migrations live. */
 export const CORE_MIGRATIONS_DIR = fileURLToPath(new URL('../../sql', import.meta.url));

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ColumnType, Generated, Selectable } from 'kysely';
+import type { ColumnType, Generated, RawBuilder, Selectable } from 'kysely';
 
 /** A timestamp column: read as a Date, written as a Date or an ISO string. */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -19,6 +19,8 @@ export interface UsersTable {
   name: Generated<string>;
   password_hash: string;
   is_admin: Generated<boolean>;
+  /** May open the embedded Node-RED editor without being an administrator. */
+  can_automate: Generated<boolean>;
   disabled: Generated<boolean>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
@@ -220,6 +222,33 @@ export interface Database {
   alert_rules: AlertRulesTable;
   alerts: AlertsTable;
   maintenance_tasks: MaintenanceTasksTable;
+  nodered_deployments: NodeRedDeploymentsTable;
+  nodered_store: NodeRedStoreTable;
+  nodered_library: NodeRedLibraryTable;
+}
+
+/** A JSON value written through {@link jsonb} (core/db), read back parsed. */
+type JsonColumn<T> = ColumnType<T, RawBuilder<unknown>, RawBuilder<unknown>>;
+
+export interface NodeRedDeploymentsTable {
+  id: Generated<string>;
+  flows: JsonColumn<unknown[]>;
+  credentials: JsonColumn<Record<string, unknown> | null>;
+  deployed_by: string | null;
+  deployed_at: DefaultTimestamp;
+  restored_from: string | null;
+}
+
+export interface NodeRedStoreTable {
+  key: string;
+  value: JsonColumn<Record<string, unknown>>;
+}
+
+export interface NodeRedLibraryTable {
+  type: string;
+  path: string;
+  meta: JsonColumn<Record<string, unknown>>;
+  body: string;
 }
 
 export type MaintenanceTask = Selectable<MaintenanceTasksTable>;

@@ -22,6 +22,8 @@ export interface SecretBox {
   seal(plaintext: string, context: string): string;
   /** The plaintext, or {@link SecretBoxError} when the value was altered, moved or sealed under another key. */
   open(sealed: string, context: string): string;
+  /** A key of its own for `purpose` (hex, 256 bits), for components that encrypt by themselves. */
+  derive(purpose: string): string;
 }
 
 export class SecretBoxError extends Error {
@@ -33,6 +35,7 @@ export function createSecretBox(keyMaterial: string): SecretBox {
   if (keyMaterial.length < 32) throw new SecretBoxError('the secret key must be at least 32 characters');
   const key = Buffer.from(hkdfSync('sha256', keyMaterial, 'mowthos-hub', 'secret-box v1', 32));
   return {
+    derive: (purpose) => Buffer.from(hkdfSync('sha256', keyMaterial, 'mowthos-hub', `derived ${purpose}`, 32)).toString('hex'),
     seal(plaintext, context) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', key, iv);

@@ -19,6 +19,7 @@ export async function startBenchHub(options: { env?: Record<string, string>; plu
     HOST: '127.0.0.1',
     NODE_ENV: 'production',
     HUB_SECRET_KEY: 'bench-only-secret-key-0123456789abcdef',
+    HUB_NODERED: 'false',
     ...options.env,
   });
   const hub = await createHub(config, { database, plugins: options.plugins ?? [] });

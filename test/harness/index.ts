@@ -82,6 +82,8 @@ export async function createTestHub(
     LOG_LEVEL: 'info',
     NODE_ENV: 'test',
     HUB_SECRET_KEY: TEST_SECRET_KEY,
+    // Node-RED runs once per process; the suites that test it turn it on.
+    HUB_NODERED: 'false',
     ...env,
   });
   const hub = await createHub(config, { database, logDestination, plugins: options.plugins ?? [] });

@@ -51,6 +51,7 @@ export const UserSchema = z
     email: z.string(),
     name: z.string(),
     is_admin: z.boolean(),
+    can_automate: z.boolean().describe('May open the Node-RED editor (administrators always may)'),
     disabled: z.boolean(),
     created_at: z.iso.datetime(),
   })

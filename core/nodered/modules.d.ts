@@ -1,0 +1,38 @@
+/**
+ * The little of Node-RED's and Express's APIs the hub uses. Neither ships types (Node-RED has
+ * none; @types/express would pull a tree of others for three calls).
+ */
+declare module 'node-red' {
+  import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+
+  /** An Express application: a request handler with sub-apps. */
+  type Handler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+
+  interface NodeRed {
+    init(server: Server, settings: Record<string, unknown>): void;
+    start(): Promise<void>;
+    stop(): Promise<void>;
+    readonly httpAdmin: Handler;
+    readonly httpNode: Handler;
+    readonly runtime: {
+      flows: {
+        setFlows(options: { flows?: unknown; deploymentType?: 'full' | 'reload'; user?: unknown }): Promise<{ rev: string }>;
+        getFlows(options: { user?: unknown }): Promise<{ flows: unknown[]; rev: string }>;
+      };
+    };
+  }
+  const RED: NodeRed;
+  export default RED;
+}
+
+declare module 'express' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  type Handler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+
+  interface Application extends Handler {
+    use(path: string, handler: Handler): Application;
+  }
+  function express(): Application;
+  export default express;
+}
