@@ -34,7 +34,7 @@ import { readingRoutes, TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
 import { jobRoutes, Scheduler } from './scheduler/index.js';
 import { loadSecretBox } from './secrets/index.js';
-import { EmbeddedNodeRed, NODERED_COMMS_PATH, NODERED_ROOT, noderedRoutes } from './nodered/index.js';
+import { createBridge, EmbeddedNodeRed, NODERED_COMMS_PATH, NODERED_ROOT, noderedRoutes } from './nodered/index.js';
 import { stateRoutes, StateMachine } from './states/index.js';
 
 export const HUB_VERSION: string = pkg.version;
@@ -259,7 +259,8 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     const url = `http://${host}:${port}`;
     if (config.nodered) {
-      nodered = await EmbeddedNodeRed.start(server, { config, db, secrets, log, authenticateToken: (token) => authenticateToken(db, token) }).catch((error: unknown) => {
+      const bridge = createBridge({ db, bus, states, actions });
+      nodered = await EmbeddedNodeRed.start(server, { config, db, secrets, log, bridge, authenticateToken: (token) => authenticateToken(db, token) }).catch((error: unknown) => {
         log.error({ err: error }, 'node-red did not start; the hub runs without it');
         return undefined;
       });

@@ -12,6 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { Kysely } from 'kysely';
 import RED from 'node-red';
@@ -21,8 +22,10 @@ import type { Database } from '../db/index.js';
 import { ERRORS, type ErrorCode } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { SecretBox } from '../secrets/index.js';
+import type { HubBridge } from './bridge.js';
 import { databaseStorage } from './storage.js';
 
+export { createBridge, type HubBridge, type StateChange } from './bridge.js';
 export { noderedRoutes } from './routes.js';
 
 /** Where the editor lives; flows' own HTTP endpoints are under `<root>/api`. */
@@ -41,7 +44,12 @@ export interface NodeRedOptions {
   secrets: SecretBox;
   log: Logger;
   authenticateToken(token: string): Promise<Principal | undefined>;
+  /** What the hub's nodes use in "this hub" mode (`RED.settings.hub`). */
+  bridge: HubBridge;
 }
+
+/** The hub's own Node-RED nodes (a Node-RED node package). */
+export const HUB_NODES_DIR = fileURLToPath(new URL('./nodes', import.meta.url));
 
 export class EmbeddedNodeRed {
   readonly #app = express();
@@ -111,6 +119,8 @@ export class EmbeddedNodeRed {
     const { config, db, secrets, log, authenticateToken } = this.#options;
     const nodeRedLog = log.child({ nodered: true });
     return {
+      hub: this.#options.bridge,
+      nodesDir: [HUB_NODES_DIR],
       httpAdminRoot: NODERED_ROOT,
       httpNodeRoot: `${NODERED_ROOT}/api`,
       userDir,

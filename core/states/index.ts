@@ -14,6 +14,7 @@ import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
 export { stateRoutes, StateSchema } from './routes.js';
+export { historyPeriod, type HistoryQuery } from './history.js';
 
 /** A state as every API shows it (Home Assistant's shape). */
 export interface State {

@@ -1,0 +1,63 @@
+/**
+ * What the hub's Node-RED nodes use in "this hub" mode: the kernel's states, events, actions and
+ * history, handed to Node-RED as the `hub` setting (`RED.settings.hub` in a node's runtime file).
+ * Flows act as the hub itself: whoever may deploy flows may act on every home.
+ *
+ * @module
+ */
+import type { Kysely } from 'kysely';
+import type { ActionDescription, ActionRegistry } from '../actions/index.js';
+import type { Principal } from '../auth/index.js';
+import type { EventBus, HubEvent } from '../bus/index.js';
+import type { Database } from '../db/index.js';
+import { historyPeriod, type StateMachine, type State } from '../states/index.js';
+
+export interface StateChange {
+  entity_id: string;
+  old_state: State | null;
+  new_state: State | null;
+}
+
+export interface HubBridge {
+  /** Resolves once the hub's states are loaded: nodes send nothing before. */
+  readonly ready: Promise<void>;
+  state(entityId: string): State | undefined;
+  states(): State[];
+  /** Every state change; returns the function that stops listening. */
+  onStateChanged(listener: (change: StateChange) => void): () => void;
+  /** Events of one type, or `*` for all; returns the function that stops listening. */
+  onEvent(eventType: string, listener: (event: HubEvent) => void): () => void;
+  fireEvent(eventType: string, data: Record<string, unknown>, homeId?: string): void;
+  /** Calls `domain.action`; rejects with the hub's coded error when the data or target is wrong. */
+  callAction(domain: string, action: string, data: Record<string, unknown>, target?: { entity_id?: string | string[] }): Promise<{ response: unknown }>;
+  /** The actions with their JSON Schemas (for the editor's pickers and validation). */
+  actions(): ActionDescription[];
+  /** States over a period, Home Assistant's history shape (one list per entity). */
+  history(entityIds: string[], start: Date, end: Date): Promise<unknown[][]>;
+}
+
+/** The hub itself, as history's reader (it sees every home). */
+const HUB: Principal = {
+  user: { id: '00000000-0000-0000-0000-000000000000', email: 'hub', name: 'Hub', is_admin: true, can_automate: true, disabled: false, created_at: new Date(0) },
+  via: { kind: 'session', sessionId: 'hub' },
+  isAdmin: true,
+  homes: new Map(),
+};
+
+export function createBridge(kernel: { db: Kysely<Database>; bus: EventBus; states: StateMachine; actions: ActionRegistry }): HubBridge {
+  const { db, bus, states, actions } = kernel;
+  return {
+    ready: Promise.resolve(),
+    state: (entityId) => states.get(entityId),
+    states: () => [...states.entries()].map((entry) => entry.state),
+    onStateChanged: (listener) => bus.on('state_changed', (event) => listener(event.data as StateChange)),
+    onEvent: (eventType, listener) => bus.on(eventType, listener as (event: HubEvent) => void),
+    fireEvent: (eventType, data, homeId) => void bus.fire(eventType, data, homeId ? { homeId } : {}),
+    async callAction(domain, action, data, target) {
+      const result = await actions.call(domain, action, data, { principal: null, target, returnResponse: true });
+      return { response: result.response };
+    },
+    actions: () => actions.list(null),
+    history: (entityIds, start, end) => historyPeriod(db, HUB, { entityIds, start, end, minimalResponse: false, noAttributes: false, significantChangesOnly: false }),
+  };
+}
