@@ -34,7 +34,7 @@ import { readingRoutes, TelemetryIngest } from './telemetry/index.js';
 import { discoverPlugins, PluginManager, pluginRoutes, type PluginSource } from './plugins/index.js';
 import { jobRoutes, Scheduler } from './scheduler/index.js';
 import { loadSecretBox } from './secrets/index.js';
-import { createBridge, EmbeddedNodeRed, NODERED_COMMS_PATH, NODERED_ROOT, noderedRoutes } from './nodered/index.js';
+import { createBridge, EmbeddedNodeRed, NODERED_COMMS_PATH, NODERED_ROOT, noderedRoutes, PluginNodes } from './nodered/index.js';
 import { stateRoutes, StateMachine } from './states/index.js';
 
 export const HUB_VERSION: string = pkg.version;
@@ -125,10 +125,12 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   const scheduler = new Scheduler(db, log.child({ scheduler: true }));
   const secrets = await loadSecretBox({ secretKey: config.secretKey, dataDir: config.dataDir, sharedDatabase: database.kind === 'postgres' }, log);
   const registry = new Registry();
+  const pluginNodes = new PluginNodes(log);
   const plugins = new PluginManager({
     db,
     secrets,
     metrics: registry,
+    pluginNodes,
     bus,
     states,
     actions,
@@ -260,7 +262,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     const url = `http://${host}:${port}`;
     if (config.nodered) {
       const bridge = createBridge({ db, bus, states, actions });
-      nodered = await EmbeddedNodeRed.start(server, { config, db, secrets, log, bridge, authenticateToken: (token) => authenticateToken(db, token) }).catch((error: unknown) => {
+      nodered = await EmbeddedNodeRed.start(server, { config, db, secrets, log, bridge, pluginNodes, authenticateToken: (token) => authenticateToken(db, token) }).catch((error: unknown) => {
         log.error({ err: error }, 'node-red did not start; the hub runs without it');
         return undefined;
       });

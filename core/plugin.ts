@@ -120,6 +120,15 @@ export interface PluginContext<Config = unknown> {
     /** Subscribes to a filter (`+`, `#`); removed when the plugin stops. */
     subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): Promise<void>;
   };
+  readonly nodeRed: {
+    /**
+     * Adds a Node-RED node package (a directory with a package.json that has a `name` and a
+     * `node-red.nodes` map) to the embedded Node-RED. Call it in `setup`: Node-RED loads the
+     * packages when the hub starts listening. The node types leave the palette when the plugin
+     * stops and come back when it starts again.
+     */
+    nodes(dir: string): void;
+  };
   readonly metrics: {
     /**
      * A Prometheus gauge `hub_<plugin id>_<name>` on `/metrics`, read from `collect` at each

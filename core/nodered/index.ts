@@ -23,9 +23,11 @@ import { ERRORS, type ErrorCode } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { SecretBox } from '../secrets/index.js';
 import type { HubBridge } from './bridge.js';
+import type { PluginNodes } from './plugin-nodes.js';
 import { databaseStorage } from './storage.js';
 
 export { createBridge, type HubBridge, type StateChange } from './bridge.js';
+export { PluginNodes } from './plugin-nodes.js';
 export { noderedRoutes } from './routes.js';
 
 /** Where the editor lives; flows' own HTTP endpoints are under `<root>/api`. */
@@ -46,6 +48,8 @@ export interface NodeRedOptions {
   authenticateToken(token: string): Promise<Principal | undefined>;
   /** What the hub's nodes use in "this hub" mode (`RED.settings.hub`). */
   bridge: HubBridge;
+  /** Node packages of plugins, loaded beside the hub's own. */
+  pluginNodes: PluginNodes;
 }
 
 /** The hub's own Node-RED nodes (a Node-RED node package). */
@@ -73,6 +77,7 @@ export class EmbeddedNodeRed {
     embedded.#app.use(`${NODERED_ROOT}/api`, RED.httpNode);
     embedded.#app.use(NODERED_ROOT, RED.httpAdmin);
     await RED.start();
+    options.pluginNodes.attach((module, enabled) => RED.runtime.nodes.setModuleState({ module, enabled }));
     options.log.info({ path: NODERED_ROOT }, 'node-red started');
     return embedded;
   }
@@ -120,7 +125,7 @@ export class EmbeddedNodeRed {
     const nodeRedLog = log.child({ nodered: true });
     return {
       hub: this.#options.bridge,
-      nodesDir: [HUB_NODES_DIR],
+      nodesDir: [HUB_NODES_DIR, ...this.#options.pluginNodes.dirs()],
       httpAdminRoot: NODERED_ROOT,
       httpNodeRoot: `${NODERED_ROOT}/api`,
       userDir,

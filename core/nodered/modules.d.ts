@@ -19,6 +19,9 @@ declare module 'node-red' {
         setFlows(options: { flows?: unknown; deploymentType?: 'full' | 'reload'; user?: unknown }): Promise<{ rev: string }>;
         getFlows(options: { user?: unknown }): Promise<{ flows: unknown[]; rev: string }>;
       };
+      nodes: {
+        setModuleState(options: { module: string; enabled: boolean }): Promise<unknown>;
+      };
     };
   }
   const RED: NodeRed;

@@ -22,6 +22,7 @@ import type { Logger } from '../log/index.js';
 import type { EntityHandle, EntityRegistration, PluginContext, PluginDefinition } from '../plugin.js';
 import type { MqttService } from '../mqtt/index.js';
 import type { SecretBox } from '../secrets/index.js';
+import type { PluginNodes } from '../nodered/plugin-nodes.js';
 import { pluginGauge } from '../metrics/index.js';
 import type { Registry } from 'prom-client';
 import type { Scheduler } from '../scheduler/index.js';
@@ -54,6 +55,8 @@ export interface Kernel {
   secrets: SecretBox;
   /** The registry `/metrics` serves; plugins' gauges go here. */
   metrics: Registry;
+  /** Node-RED node packages plugins add. */
+  pluginNodes: PluginNodes;
   log: Logger;
   hubVersion: string;
   /** Source of `PLUGIN_<ID>_*` variables. */
@@ -333,7 +336,7 @@ export class PluginManager {
   }
 
   #context(definition: PluginDefinition, config: unknown, scope: Scope, log: Logger): { ctx: PluginContext; router: HubRouter } {
-    const { bus, states, actions, scheduler, db, mqtt, secrets, metrics } = this.kernel;
+    const { bus, states, actions, scheduler, db, mqtt, secrets, metrics, pluginNodes } = this.kernel;
     const owner = `plugin:${definition.id}`;
     const router = pluginRouter(definition.id);
     const ctx: PluginContext = {
@@ -372,6 +375,13 @@ export class PluginManager {
         root: mqtt.root,
         publish: (topic, payload, options) => mqtt.publish(topic, payload, options),
         subscribe: async (filter, handler) => scope.add(await mqtt.subscribe(filter, handler)),
+      },
+      nodeRed: {
+        nodes: (dir) => {
+          const module = pluginNodes.add(dir);
+          void pluginNodes.setEnabled(module, true);
+          scope.add(() => pluginNodes.setEnabled(module, false));
+        },
       },
       metrics: {
         gauge: (spec) => scope.add(pluginGauge(metrics, definition.id, spec, (error) => log.warn({ err: error, metric: spec.name }, 'plugin gauge failed'))),

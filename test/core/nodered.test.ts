@@ -6,6 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { definePlugin } from '../../core/plugin.js';
 import { createTestHub, type TestHub } from '../harness/index.js';
 import { startHub, waitForUrl } from '../harness/process.js';
 import { until } from '../harness/wait.js';
@@ -37,7 +39,13 @@ describe('Node-RED in the hub', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'hub-nodered-'));
-    t = await createTestHub({ HUB_NODERED: 'true', HUB_DATA_DIR: dataDir });
+    const echo = definePlugin({
+      id: 'echo',
+      version: '1.0.0',
+      hub: '*',
+      setup: (ctx) => ctx.nodeRed.nodes(fileURLToPath(new URL('./fixtures/nodered-plugin', import.meta.url))),
+    });
+    t = await createTestHub({ HUB_NODERED: 'true', HUB_DATA_DIR: dataDir }, { plugins: [{ definition: echo }] });
     ({ url } = await t.hub.listen());
     admin = await t.adminToken();
   });
@@ -66,6 +74,18 @@ describe('Node-RED in the hub', () => {
     const apiToken = await t.request('/api/tokens', { token: admin, json: { name: 'tool', home_id: await t.createHome(admin), role: 'owner' } });
     const { token } = (await apiToken.json()) as { token: string };
     expect((await red('/settings', { token })).status).toBe(403); // API tokens are for tools, not the editor
+  });
+
+  it("shows a plugin's nodes in the palette while the plugin runs", async () => {
+    const echoEnabled = async () => {
+      const nodes = (await (await red('/nodes', { token: admin, headers: { accept: 'application/json' } })).json()) as { types: string[]; enabled: boolean }[];
+      return nodes.find((set) => set.types.includes('test-echo'))?.enabled;
+    };
+    expect(await echoEnabled()).toBe(true);
+    await t.request('/api/plugins/echo/disable', { method: 'POST', token: admin });
+    await until(echoEnabled, (enabled) => enabled === false);
+    await t.request('/api/plugins/echo/enable', { method: 'POST', token: admin });
+    await until(echoEnabled, (enabled) => enabled === true);
   });
 
   it('refuses cookie-authenticated writes from other sites', async () => {
