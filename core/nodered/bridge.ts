@@ -54,8 +54,11 @@ export function createBridge(kernel: { db: Kysely<Database>; bus: EventBus; stat
     onEvent: (eventType, listener) => bus.on(eventType, listener as (event: HubEvent) => void),
     fireEvent: (eventType, data, homeId) => void bus.fire(eventType, data, homeId ? { homeId } : {}),
     async callAction(domain, action, data, target) {
-      const result = await actions.call(domain, action, data, { principal: null, target, returnResponse: true });
-      return { response: result.response };
+      // Ask for a response only where the action gives one (asking others is an error).
+      const described = actions.list(null).find((a) => a.domain === domain && a.name === action);
+      const returnResponse = described !== undefined && described.response !== 'none';
+      const result = await actions.call(domain, action, data, { principal: null, target, returnResponse });
+      return { response: result.response ?? null };
     },
     actions: () => actions.list(null),
     history: (entityIds, start, end) => historyPeriod(db, HUB, { entityIds, start, end, minimalResponse: false, noAttributes: false, significantChangesOnly: false }),

@@ -4,10 +4,14 @@
  *
  * @module
  */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
 import RED from 'node-red';
-import { createRouter, errors, json } from '../api/rest/index.js';
+import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
 import type { Principal } from '../auth/index.js';
 import { jsonb, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
@@ -22,8 +26,26 @@ const Version = z
   })
   .openapi('FlowVersion');
 
+/** The example flows shipped in `flows/`, importable by name. */
+export const EXAMPLE_FLOWS_DIR = fileURLToPath(new URL('../../flows', import.meta.url));
+
 const tags = ['Node-RED'];
 const routes = {
+  examples: createRoute({
+    method: 'get',
+    path: '/nodered/flows/examples',
+    tags,
+    summary: 'Example flows that can be imported',
+    responses: { 200: json(z.array(z.object({ name: z.string(), nodes: z.number().int() })), 'Examples'), ...errors(401, 403) },
+  }),
+  import: createRoute({
+    method: 'post',
+    path: '/nodered/flows/import',
+    tags,
+    summary: 'Add an example flow to the running flows (its nodes get fresh ids) and deploy',
+    request: { body: jsonBody(z.object({ name: z.string().regex(/^[a-z0-9-]{1,64}$/, 'an example name from /nodered/flows/examples') }).strict()) },
+    responses: { 200: json(Version, 'The new version, now running'), ...errors(400, 401, 403, 404, 409, 415) },
+  }),
   list: createRoute({
     method: 'get',
     path: '/nodered/versions',
@@ -64,6 +86,29 @@ export function noderedRoutes(db: Kysely<Database>, running: () => boolean) {
     restored_from: row.restored_from === null ? null : String(row.restored_from),
   });
 
+  const examples = async () =>
+    (await readdir(EXAMPLE_FLOWS_DIR).catch(() => [] as string[])).filter((file) => file.endsWith('.json')).map((file) => file.slice(0, -5)).sort();
+  const readExample = async (name: string) => JSON.parse(await readFile(path.join(EXAMPLE_FLOWS_DIR, `${name}.json`), 'utf8')) as Record<string, unknown>[];
+
+  router.openapi(routes.examples, async (c) => {
+    requireAutomation(c.var.principal);
+    const list = await Promise.all((await examples()).map(async (name) => ({ name, nodes: (await readExample(name)).length })));
+    return c.json(list, 200);
+  });
+
+  router.openapi(routes.import, async (c) => {
+    const principal = c.var.principal;
+    requireAutomation(principal);
+    if (!running()) throw hubError('HUB_ERR_NODERED_OFF');
+    const { name } = c.req.valid('json');
+    if (!(await examples()).includes(name)) throw hubError('HUB_ERR_NOT_FOUND', `No example flow named ${name}`);
+    const current = await RED.runtime.flows.getFlows({});
+    const flows = [...current.flows, ...withFreshIds(await readExample(name))];
+    await RED.runtime.flows.setFlows({ flows: { flows }, deploymentType: 'full', user: { username: principal.user.email, hubUserId: principal.user.id } });
+    c.var.log.info({ example: name }, 'example flow imported');
+    return c.json(present(await versions().orderBy('nodered_deployments.id', 'desc').executeTakeFirstOrThrow()), 200);
+  });
+
   router.openapi(routes.list, async (c) => {
     requireAutomation(c.var.principal);
     const rows = await versions().orderBy('nodered_deployments.id', 'desc').limit(c.req.valid('query').limit).execute();
@@ -88,4 +133,11 @@ export function noderedRoutes(db: Kysely<Database>, running: () => boolean) {
     return c.json(present(await versions().where('nodered_deployments.id', '=', row.id).executeTakeFirstOrThrow()), 200);
   });
   return router;
+}
+
+/** The same nodes with new ids (and every reference to them), so an import never clashes. */
+function withFreshIds(nodes: Record<string, unknown>[]): Record<string, unknown>[] {
+  const ids = new Map(nodes.map((node) => [String(node.id), randomBytes(8).toString('hex')]));
+  const renamed = JSON.stringify(nodes, (_key, value: unknown) => (typeof value === 'string' && ids.has(value) ? ids.get(value) : value));
+  return JSON.parse(renamed) as Record<string, unknown>[];
 }
