@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { hubError, HubError } from '../../core/errors/index.js';
 import { definePlugin, type PluginContext } from '../../core/plugin.js';
@@ -151,6 +152,7 @@ export default definePlugin({
       for (const accountLink of links.values()) await accountLink.poll();
     });
 
+    ctx.nodeRed.nodes(fileURLToPath(new URL('./nodes', import.meta.url)));
     accountRoutes(ctx.routes, { db, links, link, closeLink });
     registerGauges(ctx, links, mowers);
     registerActions(ctx, (entityIds) => entityIds.map((id) => mowers.get(id) ?? missing(id)));
