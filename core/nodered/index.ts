@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { Kysely } from 'kysely';
 import RED from 'node-red';
-import { headersSameOrigin, type Principal } from '../auth/index.js';
+import { headersSameOrigin, SESSION_COOKIE, type Principal } from '../auth/index.js';
 import type { HubConfig } from '../config/index.js';
 import type { Database } from '../db/index.js';
 import { ERRORS, type ErrorCode } from '../errors/index.js';
@@ -24,6 +24,7 @@ import type { Logger } from '../log/index.js';
 import type { SecretBox } from '../secrets/index.js';
 import type { HubBridge } from './bridge.js';
 import type { PluginNodes } from './plugin-nodes.js';
+import { mayAutomate } from './routes.js';
 import { databaseStorage } from './storage.js';
 
 export { createBridge, type HubBridge, type StateChange } from './bridge.js';
@@ -34,7 +35,6 @@ export { noderedRoutes } from './routes.js';
 export const NODERED_ROOT = '/red';
 /** The editor's live channel (a WebSocket Node-RED serves itself). */
 export const NODERED_COMMS_PATH = `${NODERED_ROOT}/comms`;
-const SESSION_COOKIE = 'hub_session';
 /** Node-RED's log levels (numbers) as pino method names. */
 const LEVELS: Record<number, 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
 
@@ -159,11 +159,6 @@ export class EmbeddedNodeRed {
       },
     };
   }
-}
-
-/** Administrators, and users an administrator allowed to automate. */
-function mayAutomate(principal: Principal): boolean {
-  return principal.via.kind === 'session' && (principal.isAdmin || principal.user.can_automate);
 }
 
 /** Node-RED expects a package.json in its user directory, even with the storage in the database. */

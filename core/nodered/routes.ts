@@ -64,9 +64,13 @@ const routes = {
   }),
 };
 
-/** Administrators, and users an administrator allowed to automate (sessions only, as for the editor). */
+/** Administrators, and users an administrator allowed to automate; sessions only (API tokens are for tools). */
+export function mayAutomate(principal: Principal): boolean {
+  return principal.via.kind === 'session' && (principal.isAdmin || principal.user.can_automate);
+}
+
 export function requireAutomation(principal: Principal): void {
-  if (principal.via.kind !== 'session' || !(principal.isAdmin || principal.user.can_automate)) {
+  if (!mayAutomate(principal)) {
     throw hubError('HUB_ERR_FORBIDDEN', 'Automations need an administrator, or a user allowed to automate');
   }
 }
