@@ -85,6 +85,8 @@ const toArray = (v: string | string[] | undefined) => (v === undefined ? [] : Ar
 
 export class ActionRegistry {
   readonly #actions = new Map<string, ActionDefinition>();
+  /** Descriptions by definition: a schema's JSON Schema is built once, not per listing. */
+  readonly #descriptions = new WeakMap<ActionDefinition, ActionDescription>();
 
   constructor(
     private readonly bus: EventBus,
@@ -115,7 +117,19 @@ export class ActionRegistry {
     return [...this.#actions.values()]
       .filter((d) => principal === null || this.#couldCall(principal, d))
       .sort((a, b) => `${a.domain}.${a.name}`.localeCompare(`${b.domain}.${b.name}`))
-      .map((d) => ({
+      .map((d) => this.#describe(d));
+  }
+
+  /** One action's description, or undefined when there is no such action. */
+  describe(domain: string, action: string): ActionDescription | undefined {
+    const definition = this.#actions.get(`${domain}.${action}`);
+    return definition && this.#describe(definition);
+  }
+
+  #describe(d: ActionDefinition): ActionDescription {
+    let description = this.#descriptions.get(d);
+    if (!description) {
+      description = {
         domain: d.domain,
         name: d.name,
         description: d.description ?? '',
@@ -123,7 +137,10 @@ export class ActionRegistry {
         target: d.target ?? null,
         response: d.response ?? 'none',
         fields: z.toJSONSchema(d.schema, { io: 'input', unrepresentable: 'any' }),
-      }));
+      };
+      this.#descriptions.set(d, description);
+    }
+    return description;
   }
 
   /**

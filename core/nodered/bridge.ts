@@ -7,7 +7,6 @@
  */
 import type { Kysely } from 'kysely';
 import type { ActionDescription, ActionRegistry } from '../actions/index.js';
-import type { Principal } from '../auth/index.js';
 import type { EventBus, HubEvent } from '../bus/index.js';
 import type { Database } from '../db/index.js';
 import { historyPeriod, type StateMachine, type State } from '../states/index.js';
@@ -36,14 +35,6 @@ export interface HubBridge {
   history(entityIds: string[], start: Date, end: Date): Promise<unknown[][]>;
 }
 
-/** The hub itself, as history's reader (it sees every home). */
-const HUB: Principal = {
-  user: { id: '00000000-0000-0000-0000-000000000000', email: 'hub', name: 'Hub', is_admin: true, can_automate: true, disabled: false, created_at: new Date(0) },
-  via: { kind: 'session', sessionId: 'hub' },
-  isAdmin: true,
-  homes: new Map(),
-};
-
 export function createBridge(kernel: { db: Kysely<Database>; bus: EventBus; states: StateMachine; actions: ActionRegistry }): HubBridge {
   const { db, bus, states, actions } = kernel;
   return {
@@ -55,12 +46,11 @@ export function createBridge(kernel: { db: Kysely<Database>; bus: EventBus; stat
     fireEvent: (eventType, data, homeId) => void bus.fire(eventType, data, homeId ? { homeId } : {}),
     async callAction(domain, action, data, target) {
       // Ask for a response only where the action gives one (asking others is an error).
-      const described = actions.list(null).find((a) => a.domain === domain && a.name === action);
-      const returnResponse = described !== undefined && described.response !== 'none';
+      const returnResponse = (actions.describe(domain, action)?.response ?? 'none') !== 'none';
       const result = await actions.call(domain, action, data, { principal: null, target, returnResponse });
       return { response: result.response ?? null };
     },
     actions: () => actions.list(null),
-    history: (entityIds, start, end) => historyPeriod(db, HUB, { entityIds, start, end, minimalResponse: false, noAttributes: false, significantChangesOnly: false }),
+    history: (entityIds, start, end) => historyPeriod(db, null, { entityIds, start, end, minimalResponse: false, noAttributes: false, significantChangesOnly: false }),
   };
 }

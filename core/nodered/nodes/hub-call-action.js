@@ -37,8 +37,9 @@ module.exports = function (RED) {
       const entityIds = list(config.target);
       const target = isObject(input.target) ? input.target : entityIds.length > 0 ? { entity_id: entityIds } : undefined;
 
-      const known = client.actions().find((a) => a.domain === domain && a.name === action);
-      if (!known && client.actions().length > 0) throw new Error(`no action ${domain}.${action} on the hub`);
+      const available = client.actions();
+      const known = available.find((a) => a.domain === domain && a.name === action);
+      if (!known && available.length > 0) throw new Error(`no action ${domain}.${action} on the hub`);
       const problem = known ? checkSchema(known.fields, data) : undefined;
       if (problem) {
         hub.failed(`invalid data for ${domain}.${action}`);
