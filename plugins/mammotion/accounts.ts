@@ -55,7 +55,6 @@ export class AccountLink {
   readonly #client: MammotionAccountClient;
   #transport: MammotionCloudTransport | undefined;
   readonly #log: Logger;
-  readonly #firmware = new Map<string, string>();
   #status: TransportState = 'connecting';
   #closed = false;
   /** Refresh-token writes, one after another, so an older token never lands last. */
@@ -111,7 +110,8 @@ export class AccountLink {
       account: this.#client,
       log: this.#log,
       syncFrame,
-      firmwareOf: (iotId) => this.#firmware.get(iotId),
+      // The driver knows the firmware once the mower said it; unknown counts as old (quota on).
+      firmwareOf: (iotId) => this.drivers.get(iotId)?.firmware,
       aliyunProductKeys: ALIYUN_PRODUCT_KEYS,
     });
     this.#transport = transport;
@@ -197,8 +197,8 @@ export class AccountLink {
     await driver.start();
   }
 
+  /** Keeps the version the mower reported, for the account listing. */
   #noteFirmware(iotId: string, version: string): void {
-    this.#firmware.set(iotId, version);
     this.deps.db
       .updateTable('mammotion_mowers')
       .set({ firmware: version })

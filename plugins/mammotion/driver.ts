@@ -87,7 +87,7 @@ export interface DriverOptions {
   fire: (eventType: string, data: Record<string, unknown>) => void;
   log: Logger;
   timing?: Partial<DriverTiming>;
-  /** Told the main firmware version when the device reports it (the send quota depends on it). */
+  /** Told the main firmware version when the device reports a new one. */
   onFirmware?: (version: string) => void;
 }
 
@@ -141,6 +141,11 @@ export class MowerDriver {
 
   get iotId(): string {
     return this.#o.device.iotId;
+  }
+
+  /** The main firmware version, once the mower reported it (the send quota depends on it). */
+  get firmware(): string | undefined {
+    return this.#firmware;
   }
 
   get entityId(): string {
