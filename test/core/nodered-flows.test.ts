@@ -2,8 +2,7 @@
  * Every example flow in flows/: imported through the API into the embedded Node-RED, run
  * against the Mammotion simulator and a rain sensor, doing what flows/README.md says.
  */
-import { readdir } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
