@@ -1,0 +1,84 @@
+/** The plugin's tables (sql/0001_cluster.sql), for `ctx.db.withTables<ClusterTables>()`. */
+import type { Generated } from 'kysely';
+
+export type ConsentState = 'invited' | 'accepted' | 'declined';
+export type RunStatus = 'running' | 'finished' | 'failed' | 'cancelled';
+/** How a yard visit ended: mowed to the end, stopped early, not mowed (consent, no zones), or never started. */
+export type VisitOutcome = 'finished' | 'interrupted' | 'skipped' | 'failed';
+
+/** A cluster's weekly plan: the days (0 = Sunday) and local time the run starts. */
+export type WeeklyPlan = { days: number[]; time: string; timezone: string };
+
+// A type alias, not an interface: withTables needs an index-signature-compatible shape.
+export type ClusterTables = {
+  cluster_road_extracts: {
+    id: Generated<string>;
+    name: string;
+    source: 'geojson' | 'osm-xml' | 'osm-pbf' | 'overpass';
+    query: string | null;
+    bbox: [number, number, number, number];
+    features: unknown;
+    way_count: number;
+    barrier_count: number;
+    fetched_at: Generated<Date>;
+    created_by: string | null;
+  };
+  cluster_addresses: {
+    id: Generated<string>;
+    role: Generated<'prospect' | 'host' | 'neighbor'>;
+    address: string;
+    city: Generated<string>;
+    state: Generated<string>;
+    latitude: number | null;
+    longitude: number | null;
+    footprint: unknown;
+    geocode_quality: Generated<string>;
+    source: Generated<string>;
+    created_by: string | null;
+    created_at: Generated<Date>;
+  };
+  cluster_clusters: {
+    id: Generated<string>; // bigint: postgres drivers return it as a string
+    host_home_id: string;
+    extract_id: string | null;
+    plan: unknown;
+    schedule: WeeklyPlan | null;
+    schedule_set_at: Date | null;
+    next_position: Generated<number>;
+    created_by: string | null;
+    accepted_at: Generated<Date>;
+  };
+  cluster_members: {
+    cluster_id: string;
+    candidate_id: string;
+    home_id: string | null;
+    position: number;
+    consent: Generated<ConsentState>;
+    zones: Generated<string[]>;
+    updated_at: Generated<Date>;
+  };
+  cluster_runs: {
+    id: Generated<string>;
+    cluster_id: string;
+    started_at: Generated<Date>;
+    ended_at: Date | null;
+    status: Generated<RunStatus>;
+    position: Generated<number>;
+    entity_id: string | null;
+    slot: Date | null;
+    detail: string | null;
+  };
+  cluster_yard_visits: {
+    id: Generated<string>;
+    run_id: string;
+    cluster_id: string;
+    candidate_id: string;
+    home_id: string | null;
+    session_id: string | null;
+    started_at: Generated<Date>;
+    ended_at: Date | null;
+    area_m2: Generated<number>;
+    outcome: VisitOutcome | null;
+    detail: string | null;
+  };
+};
