@@ -11,7 +11,8 @@ import Flatbush from 'flatbush';
 import KDBush from 'kdbush';
 import type { Feature, FeatureCollection, LineString, MultiLineString, Polygon, Position } from 'geojson';
 import { barrierWays, DEFAULT_BARRIER_OPTIONS, type BarrierOptions, type OsmTags } from './barriers.js';
-import { pointSegmentDistance, segmentSegmentDistance } from './geometry.js';
+import { pointSegmentDistance2 } from './geometry.js';
+import { SegmentGrid } from './grid.js';
 import { nodeLines, type BarrierLine } from './noding.js';
 import { LocalPlane, type LonLat } from './plane.js';
 import type { BBox } from './types.js';
@@ -48,6 +49,9 @@ export class RoadDataError extends Error {
 
 const RING = -1;
 
+/** Unit directions at k·45°: the octagon of detour waypoints round a barrier vertex. */
+export const OCTAGON = Array.from({ length: 8 }, (_, k) => [Math.cos((k * Math.PI) / 4), Math.sin((k * Math.PI) / 4)] as const);
+
 export function buildRoadModel(roads: FeatureCollection, options: BuildOptions = {}): RoadModel {
   const started = performance.now();
   const lines = roads.features.filter((f) => f.geometry?.type === 'LineString' || f.geometry?.type === 'MultiLineString');
@@ -67,12 +71,16 @@ export class RoadModel {
   readonly #xy: Float64Array;
   readonly #way: Int32Array;
   readonly #segmentIndex: Flatbush;
+  readonly #grid: SegmentGrid;
   readonly #vertices: Float64Array;
   readonly #vertexIndex: KDBush;
   readonly #faces: { polygon: Polygon; area: number }[];
   readonly #faceIndex: Flatbush | null;
   readonly #ways: RoadProperties[];
   readonly #box: [number, number, number, number];
+  readonly #waypointMasks = new Map<number, Int16Array>();
+  /** Directions (radians) of the segments at each vertex. */
+  readonly #incident: number[][];
 
   constructor(
     readonly bbox: BBox,
@@ -102,7 +110,16 @@ export class RoadModel {
     });
     if (segments.length === 0) this.#segmentIndex.add(Infinity, Infinity, Infinity, Infinity);
     this.#segmentIndex.finish();
+    this.#grid = new SegmentGrid(this.#xy, this.#box);
 
+    this.#incident = Array.from({ length: vertices.size }, () => []);
+    for (const s of segments) {
+      const [a, b] = [vertices.get(s.a)!, vertices.get(s.b)!];
+      const [ax, ay] = this.plane.toXY(s.a);
+      const [bx, by] = this.plane.toXY(s.b);
+      this.#incident[a]!.push(Math.atan2(by - ay, bx - ax));
+      this.#incident[b]!.push(Math.atan2(ay - by, ax - bx));
+    }
     this.#vertices = new Float64Array(vertices.size * 2);
     this.#vertexIndex = new KDBush(Math.max(vertices.size, 1));
     for (const [lonLat, i] of vertices) {
@@ -143,13 +160,7 @@ export class RoadModel {
 
   /** Whether the segment a–b keeps at least `halfWidth` from every barrier segment (the extent ring included). */
   isClear(ax: number, ay: number, bx: number, by: number, halfWidth: number): boolean {
-    const xy = this.#xy;
-    let clear = true;
-    this.#segmentIndex.search(Math.min(ax, bx) - halfWidth, Math.min(ay, by) - halfWidth, Math.max(ax, bx) + halfWidth, Math.max(ay, by) + halfWidth, (i) => {
-      if (clear && segmentSegmentDistance(ax, ay, bx, by, xy[i * 4]!, xy[i * 4 + 1]!, xy[i * 4 + 2]!, xy[i * 4 + 3]!) < halfWidth) clear = false;
-      return false;
-    });
-    return clear;
+    return this.#grid.isClear(ax, ay, bx, by, halfWidth);
   }
 
   /** Whether the point keeps at least `halfWidth` from every barrier segment (the extent ring included). */
@@ -164,7 +175,7 @@ export class RoadModel {
     for (let r = 16; ; r *= 4) {
       let best = Infinity;
       this.#segmentIndex.search(x - r, y - r, x + r, y + r, (i) => {
-        if (this.#way[i] !== RING) best = Math.min(best, pointSegmentDistance(x, y, this.#xy[i * 4]!, this.#xy[i * 4 + 1]!, this.#xy[i * 4 + 2]!, this.#xy[i * 4 + 3]!));
+        if (this.#way[i] !== RING) best = Math.min(best, Math.sqrt(pointSegmentDistance2(x, y, this.#xy[i * 4]!, this.#xy[i * 4 + 1]!, this.#xy[i * 4 + 2]!, this.#xy[i * 4 + 3]!)));
         return false;
       });
       if (best <= r) return best;
@@ -183,8 +194,30 @@ export class RoadModel {
     return this.#vertexIndex.range(minX, minY, maxX, maxY).sort((a, b) => a - b);
   }
 
-  vertex(i: number): [number, number] {
-    return [this.#vertices[i * 2]!, this.#vertices[i * 2 + 1]!];
+  /** Vertex coordinates in the plane: x, y per vertex (read only). */
+  get vertices(): Float64Array {
+    return this.#vertices;
+  }
+
+  /**
+   * Which of the eight waypoints round vertex `v` (at `radius`, k·45°) a shortest path can bend
+   * at, as a bit mask: those that keep `halfWidth` from every barrier and lie on a reflex side of
+   * the vertex (between two of its roads more than 180° apart, or anywhere round a dead-end tip).
+   * A shortest path never bends into a concave corner, so the others only slow the search.
+   * Cached: the same vertices serve many detour searches.
+   */
+  detourWaypoints(v: number, radius: number, halfWidth: number): number {
+    let cache = this.#waypointMasks.get(radius);
+    if (!cache) this.#waypointMasks.set(radius, (cache = new Int16Array(this.#vertices.length / 2).fill(-1)));
+    if (cache[v]! >= 0) return cache[v]!;
+    let mask = 0;
+    const roads = this.#incident[v]!.sort((a, b) => a - b);
+    for (let k = 0; k < 8; k++) {
+      const [dx, dy] = OCTAGON[k]!;
+      if (isReflex(roads, Math.atan2(dy, dx)) && this.isPointClear(this.#vertices[v * 2]! + dx * radius, this.#vertices[v * 2 + 1]! + dy * radius, halfWidth)) mask |= 1 << k;
+    }
+    cache[v] = mask;
+    return mask;
   }
 
   /** The barrier road segments within `radiusM` of a point, as lon/lat lines with their way's tags (for maps). */
@@ -194,7 +227,7 @@ export class RoadModel {
     this.#segmentIndex.search(x - radiusM, y - radiusM, x + radiusM, y + radiusM, (i) => {
       const xy = this.#xy;
       const way = this.#way[i]!;
-      if (way !== RING && pointSegmentDistance(x, y, xy[i * 4]!, xy[i * 4 + 1]!, xy[i * 4 + 2]!, xy[i * 4 + 3]!) <= radiusM) {
+      if (way !== RING && pointSegmentDistance2(x, y, xy[i * 4]!, xy[i * 4 + 1]!, xy[i * 4 + 2]!, xy[i * 4 + 3]!) <= radiusM * radiusM) {
         near.push(lineFeature([this.plane.toLonLat([xy[i * 4]!, xy[i * 4 + 1]!]), this.plane.toLonLat([xy[i * 4 + 2]!, xy[i * 4 + 3]!])], this.#ways[way]!));
       }
       return false;
@@ -211,6 +244,16 @@ export class RoadModel {
     }
     return Math.abs(twice) / 2;
   }
+}
+
+/** Whether direction `angle` lies in a gap wider than 180° between the sorted road directions at a vertex. */
+function isReflex(roads: number[], angle: number): boolean {
+  if (roads.length < 2) return true;
+  let after = roads.findIndex((r) => r > angle);
+  if (after < 0) after = 0;
+  const before = (after + roads.length - 1) % roads.length;
+  const gap = (roads[after]! - roads[before]! + 2 * Math.PI) % (2 * Math.PI) || 2 * Math.PI;
+  return gap > Math.PI;
 }
 
 type Way = Feature<LineString | MultiLineString, OsmTags>;
