@@ -98,7 +98,7 @@ export class Planner {
     const members = qualified.slice(0, this.config.maxClusterSize - 1);
     const overflow = qualified.slice(this.config.maxClusterSize - 1).map((p) => ({ ...p, reason: 'capacity' as const, qualified: false }));
     const rejected = [...pairs.filter((p) => !p.qualified), ...overflow].sort(byDistance);
-    return { hostId, hostStatus: requested.status, members, rejected, route: this.#route(members), warnings };
+    return { hostId, hostStatus: requested.status, members, rejected, route: this.#route(members), warnings: [...warnings, ...this.#memberWarnings(members)] };
   }
 
   /**
@@ -148,7 +148,7 @@ export class Planner {
       }
       members.sort(byPath);
       rejected.sort(byDistance);
-      return { hostId: id, hostStatus: home.status, members, rejected, route: this.#route(members), warnings };
+      return { hostId: id, hostStatus: home.status, members, rejected, route: this.#route(members), warnings: [...warnings, ...this.#memberWarnings(members)] };
     });
   }
 
@@ -184,6 +184,11 @@ export class Planner {
     return this.#near(host.xy!, this.config.radiusM)
       .filter((id) => id !== host.id)
       .map((id) => evaluatePair(this.model, this.config, host, this.#homes.get(id)!));
+  }
+
+  /** Members whose point is only an interpolated or street-level geocode: the plan may be wrong about them. */
+  #memberWarnings(members: PairResult[]): string[] {
+    return members.filter((m) => this.#homes.get(m.candidateId)!.warnings.includes('geocode_imprecise')).map((m) => `member_geocode_imprecise:${m.candidateId}`);
   }
 
   #route(members: PairResult[]): ClusterRoute | null {

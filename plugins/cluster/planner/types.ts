@@ -113,7 +113,7 @@ export interface ClusterPlan {
   /** Every other candidate within the radius, with its reason, by (distM, id). */
   rejected: PairResult[];
   route: ClusterRoute | null;
-  /** Codes such as `host_on_road`, `geocode_conflict:<id>`, `geocode_imprecise:<id>`. */
+  /** Codes such as `host_on_road`, `host_duplicate_of:<id>`, `geocode_imprecise` (the host's), `geocode_conflict:<id>`, `member_geocode_imprecise:<id>`. */
   warnings: string[];
 }
 

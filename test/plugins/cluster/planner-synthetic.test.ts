@@ -86,6 +86,12 @@ describe('blocks (polygonize)', () => {
     expect(model.stats.faces).toBe(4);
   });
 
+  it('a road cut by the extract edge is closed by the extent ring: not a dead end to walk round', () => {
+    const clipped = roads(road([[0, -100], [0, 400]]), road([[-200, -100], [200, -100]]));
+    const p = planner(clipped, [home('a', -20, 150), home('b', 20, 150)], { maxDetourFactor: 3 });
+    expect(p.plan('a').rejected).toMatchObject([{ candidateId: 'b', reason: 'different_block' }]);
+  });
+
   it('a tunnel is not a barrier: the street above it does not exist for the mower', () => {
     const tunnel = roads(road([[-200, 0], [200, 0]], { tunnel: 'yes' }));
     const p = planner(tunnel, [home('a', 0, 30), home('b', 0, -30)]);
@@ -199,6 +205,12 @@ describe('home status', () => {
     expect(plan.rejected).toMatchObject([{ candidateId: 'mapbox', reason: 'duplicate_of_host' }]);
     // Asking for the duplicate resolves to the canonical record.
     expect(p.plan('mapbox')).toMatchObject({ hostStatus: 'duplicate', members: [{ candidateId: 'next' }], warnings: ['host_duplicate_of:county'] });
+  });
+
+  it('an interpolated or street-level geocode is flagged on the home and in plans it joins', () => {
+    const p = planner(network, [home('h', 0, 0), home('guess', 20, 0, { geocodeQuality: 'interpolated' })]);
+    expect(p.home('guess')!.warnings).toEqual(['geocode_imprecise']);
+    expect(p.plan('h').warnings).toEqual(['member_geocode_imprecise:guess']);
   });
 
   it('merged duplicates far apart are a geocode conflict', () => {
