@@ -166,6 +166,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     log,
     observe: metrics.middleware(),
     bodyLimit: config.bodyLimit,
+    bodyLimitFor: (method, path) => plugins.bodyLimit(method, path),
     authenticate: authenticate(db, config.trustProxy),
     publicRoutes: new Set([...PUBLIC_HEALTH_ROUTES, ...PUBLIC_AUTH_ROUTES, 'GET /api/openapi.json', 'GET /api/docs']),
   });

@@ -80,9 +80,32 @@ export interface PluginContext<Config = unknown> {
    * Routes disappear (404) when the plugin stops.
    */
   readonly routes: HubRouter;
+  /**
+   * Raises the request body limit (`HUB_BODY_LIMIT`, 1 MiB by default) for one of the plugin's
+   * routes, for bulk imports. `path` is the route's path under the plugin's prefix, without
+   * parameters (`/roads`). It never lowers the hub's limit; removed when the plugin stops.
+   */
+  bodyLimit(method: string, path: string, maxBytes: number): void;
   readonly actions: {
     /** Registers `domain.action`; see {@link ActionDefinition}. Removed when the plugin stops. */
     register<S extends z.ZodType>(definition: ActionDefinition<S>): void;
+    /**
+     * Calls any registered action (another plugin's too) as the hub itself, with every right:
+     * use it for work the plugin does on its own (a job, a reaction to an event), and check the
+     * caller's access yourself before calling on a user's behalf. The data is validated as for
+     * every caller; bad data or a failing handler rejects with the hub's coded error
+     * (HUB_ERR_ACTION_NOT_FOUND when the action's plugin is not running). Resolves with the
+     * action's response where it gives one (null otherwise) and the call's context.
+     *
+     * @example
+     * await ctx.actions.call('lawn_mower', 'dock', {}, { target: { entity_id: 'lawn_mower.luba' } });
+     */
+    call(
+      domain: string,
+      action: string,
+      data: Record<string, unknown>,
+      options?: { target?: { entity_id?: string | string[] }; context?: Context },
+    ): Promise<{ response: unknown; context: Context }>;
   };
   readonly entities: {
     /**
@@ -96,6 +119,8 @@ export interface PluginContext<Config = unknown> {
   readonly states: {
     get(entityId: string): State | undefined;
     all(): State[];
+    /** The home an entity belongs to, or `undefined` when there is no such entity. */
+    homeOf(entityId: string): string | undefined;
   };
   readonly bus: {
     /** Fires an event; give `homeId` for events that belong to a home. */

@@ -29,6 +29,8 @@ export interface CoreEvents {
   plugin_failed: { plugin: string; error: string };
   plugin_stopped: { plugin: string };
   home_created: { home_id: string };
+  /** `changed` names the fields the update set (name, address, latitude, …). */
+  home_updated: { home_id: string; changed: string[] };
   home_deleted: { home_id: string };
   alert_raised: AlertEventData;
   alert_acknowledged: AlertEventData;

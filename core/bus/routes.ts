@@ -15,6 +15,7 @@ const RESERVED = new Set([
   'plugin_failed',
   'plugin_stopped',
   'home_created',
+  'home_updated',
   'home_deleted',
   'alert_raised',
   'alert_acknowledged',

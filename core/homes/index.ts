@@ -150,7 +150,9 @@ export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus })
       .returningAll()
       .executeTakeFirst();
     if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND');
-    c.var.log.info({ homeId: id, changed: Object.keys(c.req.valid('json')) }, 'home updated');
+    const changed = Object.keys(patch);
+    c.var.log.info({ homeId: id, changed }, 'home updated');
+    bus.fire('home_updated', { home_id: id, changed }, { homeId: id, context: createContext({ user_id: c.var.principal.user.id }) });
     return c.json(presentHome(home, role), 200);
   });
 

@@ -128,6 +128,8 @@ const camelCase = (key: string) => key.toLowerCase().replace(/_([a-z0-9])/g, (_,
 export class PluginManager {
   readonly #plugins = new Map<string, Loaded>();
   #order: string[] = [];
+  /** Raised body limits of plugin routes, by `METHOD /api/plugins/<id>/path`. */
+  readonly #bodyLimits = new Map<string, number>();
 
   constructor(private readonly kernel: Kernel) {}
 
@@ -202,6 +204,11 @@ export class PluginManager {
       if (!loaded?.router || loaded.status !== 'running') throw hubError('HUB_ERR_NOT_FOUND', `No plugin routes at ${c.req.path}`);
       return loaded.router.fetch(c.req.raw, { principal: c.var.principal, log: c.var.log, reqId: c.var.reqId });
     };
+  }
+
+  /** The body limit a plugin raised for this request's route, if any (see `ctx.bodyLimit`). */
+  bodyLimit(method: string, path: string): number | undefined {
+    return this.#bodyLimits.get(`${method.toUpperCase()} ${path}`);
   }
 
   #require(id: string): Loaded {
@@ -345,8 +352,19 @@ export class PluginManager {
       log,
       db,
       routes: router,
+      bodyLimit: (method, routePath, maxBytes) => {
+        const key = `${method.toUpperCase()} /api/plugins/${definition.id}${routePath}`;
+        this.#bodyLimits.set(key, maxBytes);
+        scope.add(() => this.#bodyLimits.delete(key));
+      },
       actions: {
         register: (action) => scope.add(actions.register(action)),
+        call: async (domain, action, data, options = {}) => {
+          // Ask for a response only where the action gives one (asking others is an error).
+          const returnResponse = (actions.describe(domain, action)?.response ?? 'none') !== 'none';
+          const result = await actions.call(domain, action, data, { principal: null, target: options.target, context: options.context, returnResponse });
+          return { response: result.response, context: result.context };
+        },
       },
       entities: {
         register: async (entity) => {
@@ -359,6 +377,7 @@ export class PluginManager {
       states: {
         get: (entityId) => states.get(entityId),
         all: () => [...states.entries()].map((e) => e.state),
+        homeOf: (entityId) => states.entry(entityId)?.homeId,
       },
       bus: {
         fire: (type, data, options) => bus.fire(type, data, options),

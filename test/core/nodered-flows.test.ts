@@ -113,11 +113,7 @@ describe('example flows', () => {
     simulator.mowers.get('sim-iot-0002')!.mode = 11;
   });
 
-  it('cluster-relay: a finished yard starts the next one', async () => {
-    await until(() => state(LUBA), (s) => s === 'docked', 15_000);
-    t.hub.bus.fire('mowing_session_ended', { entity_id: LUBA, outcome: 'finished', zones: ['1001'] });
-    await until(() => state(LUBA), (s) => s === 'mowing', 10_000);
-  });
+  // cluster-relay drives the cluster plugin's runs: test/plugins/cluster/nodes.test.ts runs it with that plugin.
 
   it("the Mammotion plugin's mower-command node drives a mower", async () => {
     const flows = await runningFlows();

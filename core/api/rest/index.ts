@@ -59,6 +59,8 @@ export interface AppOptions {
   log: Logger;
   /** Largest request body, in bytes. */
   bodyLimit: number;
+  /** A larger limit for some routes (plugin imports), by method and path. */
+  bodyLimitFor?: (method: string, path: string) => number | undefined;
   /** Authenticates the caller of a non-public route, or throws HUB_ERR_UNAUTHENTICATED. */
   authenticate: MiddlewareHandler<HubEnv>;
   /** Routes open without authentication, as `METHOD /path`. Everything else needs a caller. */
@@ -72,15 +74,24 @@ export function createApp(options: AppOptions): HubRouter {
   const app = createRouter();
   app.use('*', requestContext(options.log));
   if (options.observe) app.use('*', options.observe);
-  app.use(
-    '/api/*',
-    bodyLimit({
-      maxSize: options.bodyLimit,
-      onError: () => {
-        throw hubError('HUB_ERR_PAYLOAD_TOO_LARGE', `The request body is larger than ${options.bodyLimit} bytes`);
-      },
-    }),
-  );
+  const limiters = new Map<number, MiddlewareHandler>();
+  const limiter = (maxSize: number) => {
+    let limit = limiters.get(maxSize);
+    if (!limit) {
+      limit = bodyLimit({
+        maxSize,
+        onError: () => {
+          throw hubError('HUB_ERR_PAYLOAD_TOO_LARGE', `The request body is larger than ${maxSize} bytes`);
+        },
+      });
+      limiters.set(maxSize, limit);
+    }
+    return limit;
+  };
+  app.use('/api/*', (c, next) => {
+    const raised = options.bodyLimitFor?.(c.req.method, c.req.path);
+    return limiter(Math.max(raised ?? 0, options.bodyLimit))(c, next);
+  });
   app.use('/api/*', async (c, next) => {
     if (options.publicRoutes.has(`${c.req.method} ${c.req.path}`)) return next();
     return options.authenticate(c, next);

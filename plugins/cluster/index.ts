@@ -1,0 +1,136 @@
+/**
+ * The neighbourhood cluster planner: which neighbouring yards one home's mower can serve
+ * without crossing a road (SPEC Part 2), planned on OpenStreetMap road extracts; accepted
+ * clusters with each member's consent; and the original Mowthos-Cluster-Logic API on top.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { definePlugin } from '../../core/plugin.js';
+import { ClusterService } from './clusters.js';
+import { compatRoutes } from './compat.js';
+import { ClusterEntities } from './entities.js';
+import { Geocoder, NominatimGeocoder, PoolGeocoder, type GeocoderProvider } from './geocode.js';
+import type { BarrierOptions, BBox, PlannerConfig } from './planner/index.js';
+import { ClusterPlanning } from './planning.js';
+import { clusterRoutes } from './routes.js';
+import { clusterMowing } from './schedule.js';
+import { addressCandidateId, type ClusterDb } from './store.js';
+
+export { ClusterEntities } from './entities.js';
+
+const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+
+/** `west,south,east,north` (an environment variable) or the four numbers. */
+const BBoxSetting = z
+  .union([z.string().transform((text) => text.split(',').map((part) => Number(part.trim()))), z.array(z.number())])
+  .pipe(
+    z
+      .tuple([z.number().min(-180).max(180), z.number().min(-90).max(90), z.number().min(-180).max(180), z.number().min(-90).max(90)])
+      .refine(([w, s, e, n]) => w < e && s < n, 'must be west,south,east,north with west < east and south < north'),
+  );
+
+const config = z.object({
+  radiusM: z.coerce.number().min(10).max(500).default(80).describe('Neighbours further than this from the host are out (metres)'),
+  maxClusterSize: z.coerce.number().int().min(3).max(5).default(5).describe('Yards per cluster, the host included'),
+  adjacency: z.enum(['same-block', 'line-of-sight']).default('same-block'),
+  roadHalfWidthM: z.coerce.number().min(1).max(30).default(5).describe('How far a mower keeps from a road centreline'),
+  maxDetourFactor: z.coerce.number().min(1).max(5).default(1.5),
+  coverageMarginM: z.coerce.number().min(0).max(2000).default(150).describe('A home must be this far inside its road extract'),
+  serviceAlleysAreBarriers: flag.default(false),
+  countPrivateRoads: flag.default(true),
+  overpassUrl: z.url().optional().describe('An Overpass API interpreter URL; unset, the hub never calls Overpass'),
+  overpassTimeoutSeconds: z.coerce.number().int().min(5).max(900).default(60),
+  geocoderUrl: z.url().optional().describe('A Nominatim-compatible /search URL; unset, addresses are found in the address pool only'),
+  geocoderCountryCodes: z
+    .string()
+    .regex(/^[a-z]{2}(,[a-z]{2})*$/i, 'ISO country codes separated by commas, e.g. us')
+    .optional(),
+  geocoderViewbox: BBoxSetting.optional().describe('Geocoder results are kept inside this box: west,south,east,north'),
+  geocoderUserAgent: z.string().min(3).max(200).default('mowthos-hub cluster plugin'),
+  maxImportMb: z.coerce.number().min(1).max(512).default(64).describe('Largest road import body (POST /roads), MiB'),
+});
+
+export default definePlugin({
+  id: 'cluster',
+  version: '0.1.0',
+  hub: '^0.1.0',
+  description: 'Neighbourhood clusters: the yards one mower can reach without crossing a road, from OpenStreetMap roads',
+  config,
+
+  async setup(ctx) {
+    const db: ClusterDb = ctx.db.withTables();
+    const settings = ctx.config;
+    const barriers: BarrierOptions = { serviceAlleysAreBarriers: settings.serviceAlleysAreBarriers, countPrivateRoads: settings.countPrivateRoads };
+    const planner: Partial<PlannerConfig> = {
+      ...barriers,
+      radiusM: settings.radiusM,
+      maxClusterSize: settings.maxClusterSize,
+      adjacency: settings.adjacency,
+      roadHalfWidthM: settings.roadHalfWidthM,
+      maxDetourFactor: settings.maxDetourFactor,
+      coverageMarginM: settings.coverageMarginM,
+    };
+    const planning = new ClusterPlanning({ db, planner, barriers, log: ctx.log });
+    await planning.load();
+
+    const entities = new ClusterEntities(ctx, db);
+    await entities.restore();
+
+    const mowerHomes = () => {
+      const homes = new Set<string>();
+      for (const state of ctx.states.all()) {
+        if (!state.entity_id.startsWith('lawn_mower.')) continue;
+        const home = ctx.states.homeOf(state.entity_id);
+        if (home) homes.add(home);
+      }
+      return homes;
+    };
+    const poolHosts = async () => (await db.selectFrom('cluster_addresses').select('id').where('role', '=', 'host').execute()).map((r) => addressCandidateId(r.id));
+    const clusters = new ClusterService({ db, planning, entities, mowerHomes, poolHosts, radiusM: settings.radiusM });
+
+    const providers: GeocoderProvider[] = [new PoolGeocoder(db)];
+    if (settings.geocoderUrl) {
+      providers.push(
+        new NominatimGeocoder({
+          url: settings.geocoderUrl,
+          countryCodes: settings.geocoderCountryCodes,
+          viewbox: settings.geocoderViewbox as BBox | undefined,
+          userAgent: settings.geocoderUserAgent,
+          log: ctx.log,
+        }),
+      );
+    }
+    const geocoder = new Geocoder({ providers, covers: (lonLat) => planning.covers(lonLat), log: ctx.log });
+
+    // Homes move in the planners as they change; events relayed from other instances count too.
+    ctx.bus.on('home_created', (event) => void planning.homeChanged(event.data.home_id));
+    ctx.bus.on('home_updated', (event) => void planning.homeChanged(event.data.home_id));
+    ctx.bus.on('home_deleted', (event) => {
+      void planning.homeRemoved(event.data.home_id);
+      // Clusters of the home went with it (cascade); so do their entities.
+      entities.sync().catch((error: unknown) => ctx.log.warn({ err: error }, 'cluster entities not refreshed'));
+    });
+    // Another instance imported roads or addresses: this one reloads lazily.
+    const changed = (what: 'extracts' | 'addresses') => void ctx.bus.fire('cluster_data_changed', { what });
+    ctx.bus.on('cluster_data_changed', (event) => {
+      if (event.origin === 'REMOTE') void planning.reload();
+    });
+
+    ctx.bodyLimit('POST', '/roads', settings.maxImportMb * 1024 * 1024);
+    clusterRoutes(ctx.routes, {
+      db,
+      planning,
+      clusters,
+      barriers,
+      overpass: { url: settings.overpassUrl, timeoutSeconds: settings.overpassTimeoutSeconds },
+      log: ctx.log,
+      changed,
+    });
+    compatRoutes(ctx.routes, { db, planning, geocoder, log: ctx.log, changed: () => changed('addresses') });
+    await clusterMowing(ctx, {
+      positionChanged: (id) => entities.update(id),
+      plan: async (hostHomeId) => clusters.present(await clusters.plan(hostHomeId)),
+    });
+  },
+});
