@@ -22,7 +22,7 @@
  * @module
  */
 import type { Kysely } from 'kysely';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { ActionDefinition } from './actions/index.js';
 import type { HubRouter } from './api/rest/index.js';
 import type { Context, EventData, FireOptions, HubEvent, Listener } from './bus/index.js';
@@ -202,3 +202,9 @@ export function definePlugin<C extends z.ZodType = z.ZodObject<Record<string, ne
 ): PluginDefinition<C> {
   return definition;
 }
+
+/**
+ * A boolean plugin setting: `true`/`false` in JSON config, or `true|false|1|0` from an
+ * environment variable (`PLUGIN_<ID>_<SETTING>`).
+ */
+export const configFlag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);

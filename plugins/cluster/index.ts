@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.js';
+import { configFlag, definePlugin } from '../../core/plugin.js';
 import { ClusterService } from './clusters.js';
 import { compatRoutes } from './compat.js';
 import { ClusterEntities } from './entities.js';
@@ -18,8 +18,6 @@ import { clusterMowing } from './schedule.js';
 import { addressCandidateId, type ClusterDb } from './store.js';
 
 export { ClusterEntities } from './entities.js';
-
-const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
 /** `west,south,east,north` (an environment variable) or the four numbers. */
 const BBoxSetting = z
@@ -37,8 +35,8 @@ const config = z.object({
   roadHalfWidthM: z.coerce.number().min(1).max(30).default(5).describe('How far a mower keeps from a road centreline'),
   maxDetourFactor: z.coerce.number().min(1).max(5).default(1.5),
   coverageMarginM: z.coerce.number().min(0).max(2000).default(150).describe('A home must be this far inside its road extract'),
-  serviceAlleysAreBarriers: flag.default(false),
-  countPrivateRoads: flag.default(true),
+  serviceAlleysAreBarriers: configFlag.default(false),
+  countPrivateRoads: configFlag.default(true),
   overpassUrl: z.url().optional().describe('An Overpass API interpreter URL; unset, the hub never calls Overpass'),
   overpassTimeoutSeconds: z.coerce.number().int().min(5).max(900).default(60),
   geocoderUrl: z.url().optional().describe('A Nominatim-compatible /search URL; unset, addresses are found in the address pool only'),

@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { hubError, HubError } from '../../core/errors/index.js';
-import { definePlugin, type PluginContext } from '../../core/plugin.js';
+import { configFlag, definePlugin, type PluginContext } from '../../core/plugin.js';
 import { AccountLink, type SignIn } from './accounts.js';
 import { accountRoutes } from './routes.js';
 import { CloudError, DEFAULT_DOMESTIC_BASE_URL, DEFAULT_ID_BASE_URL, LoginRejectedError } from './cloud/index.js';
@@ -18,14 +18,12 @@ import { SessionTracker } from './sessions.js';
 import { MammotionSimulator } from './simulator/index.js';
 import type { MammotionTables } from './tables.js';
 
-const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
-
 const config = z.object({
   clientId: z.string().min(1).optional().describe('OAuth2 client id for the Mammotion id server (you supply it)'),
   clientSecret: z.string().min(1).optional(),
   idBaseUrl: z.url().default(DEFAULT_ID_BASE_URL),
   domesticBaseUrl: z.url().default(DEFAULT_DOMESTIC_BASE_URL),
-  simulator: flag.default(false).describe('Run the local simulator with two mowers and link it to the first home'),
+  simulator: configFlag.default(false).describe('Run the local simulator with two mowers and link it to the first home'),
   simulatorSpeedup: z.coerce.number().min(1).max(600).default(1),
   pollSeconds: z.coerce.number().int().min(5).max(3600).default(30),
   replyTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(3000),
