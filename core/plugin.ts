@@ -123,12 +123,31 @@ export interface PluginContext<Config = unknown> {
     homeOf(entityId: string): string | undefined;
   };
   readonly bus: {
-    /** Fires an event; give `homeId` for events that belong to a home. */
+    /**
+     * Fires an event; give `homeId` for events that belong to a home. Throws HUB_ERR_FORBIDDEN
+     * for types the kernel or another plugin reserved (see {@link reserve}).
+     */
     fire<T extends string>(eventType: T, data: EventData<T>, options?: FireOptions): HubEvent<EventData<T>>;
     /** Listens to an event type (`'*'` for all); removed when the plugin stops. */
     on<T extends string>(eventType: T, listener: Listener<T>): void;
     /** Listens for the next event of a type; removed when the plugin stops if still waiting. */
     once<T extends string>(eventType: T, listener: Listener<T>): void;
+    /**
+     * Reserves event types that only this plugin may fire: events others act on as facts (a
+     * mowing session that bills a yard). Call it in `setup`, before the first `fire`. From then
+     * on users get a coded 403 (HUB_ERR_FORBIDDEN) from `POST /api/events/{type}` and the
+     * WebSocket `fire_event`, flows get the same refusal from the Node-RED bridge, and other
+     * plugins' `fire` throws it. Released when the plugin stops.
+     *
+     * Listeners may rely on it for events fired on this instance (`origin: 'LOCAL'`) while the
+     * plugin runs; a listener that must also hold when the plugin is stopped checks the facts
+     * the event names (its stored rows) as well.
+     *
+     * @throws when the kernel or another plugin holds one of the types (the setup fails).
+     * @example
+     * ctx.bus.reserve('mowing_session_ended');
+     */
+    reserve(...eventTypes: string[]): void;
   };
   readonly jobs: {
     /**

@@ -11,7 +11,7 @@ import type { CoreEvents } from './events.js';
 
 export { createContext, ulid, type Context } from './context.js';
 export type { CoreEvents, StateChangedData } from './events.js';
-export { EVENT_TYPE, eventRoutes, fireAsCaller } from './routes.js';
+export { EVENT_TYPE, eventRoutes, fireAsCaller, refuseReserved } from './routes.js';
 
 export interface HubEvent<D = Record<string, unknown>> {
   event_type: string;
@@ -47,8 +47,32 @@ export interface FireOptions {
   homeId?: string | null;
 }
 
+/** Who reserved the kernel's own event types (see {@link EventBus.reservedBy}). */
+export const KERNEL = 'hub';
+
+/** Events only the kernel fires: a client faking them would mislead every subscriber. */
+const KERNEL_EVENTS: readonly (keyof CoreEvents)[] = [
+  'state_changed',
+  'call_service',
+  'service_registered',
+  'service_removed',
+  'plugin_loaded',
+  'plugin_failed',
+  'plugin_stopped',
+  'home_created',
+  'home_updated',
+  'home_deleted',
+  'alert_raised',
+  'alert_acknowledged',
+  'alert_resolved',
+  'hub_started',
+  'hub_stop',
+];
+
 export class EventBus {
   readonly #listeners = new Map<string, Set<Listener>>();
+  /** Event type → who alone may fire it: {@link KERNEL}, or `plugin:<id>`. */
+  readonly #reserved = new Map<string, string>(KERNEL_EVENTS.map((type) => [type, KERNEL]));
   #relay: { relay: EventRelay; unsubscribe: () => void } | undefined;
 
   constructor(private readonly log: Logger) {}
@@ -94,6 +118,29 @@ export class EventBus {
     const set = this.#listeners.get(eventType);
     set?.delete(listener as Listener);
     if (set?.size === 0) this.#listeners.delete(eventType);
+  }
+
+  /**
+   * Reserves event types for `owner`: from now on callers (REST, WebSocket) and flows
+   * (Node-RED) may not fire them, and neither may other plugins (see `ctx.bus.reserve`). The
+   * bus's own {@link fire} stays open: it is the kernel's and the owner's way to fire them.
+   *
+   * @throws when another owner holds one of the types; nothing is reserved then.
+   * @returns a function that releases the types again.
+   */
+  reserve(owner: string, eventTypes: readonly string[]): () => void {
+    const taken = eventTypes.find((type) => (this.#reserved.get(type) ?? owner) !== owner);
+    if (taken) throw new Error(`${taken} is reserved by ${this.#reserved.get(taken)}`);
+    const added = [...new Set(eventTypes)].filter((type) => !this.#reserved.has(type));
+    for (const type of added) this.#reserved.set(type, owner);
+    return () => {
+      for (const type of added) if (this.#reserved.get(type) === owner) this.#reserved.delete(type);
+    };
+  }
+
+  /** Who alone may fire `eventType` ({@link KERNEL} or `plugin:<id>`), or undefined when anyone may. */
+  reservedBy(eventType: string): string | undefined {
+    return this.#reserved.get(eventType);
   }
 
   /** Event types that have listeners (not counting `'*'`), sorted. */

@@ -3,26 +3,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { createRouter, errors, json } from '../api/rest/index.js';
 import { requireHomeRole, resolveHome, type Principal } from '../auth/index.js';
 import { hubError } from '../errors/index.js';
-import { createContext, type EventBus, type HubEvent } from './index.js';
-
-/** Events only the kernel fires: a client faking them would mislead every subscriber. */
-const RESERVED = new Set([
-  'state_changed',
-  'call_service',
-  'service_registered',
-  'service_removed',
-  'plugin_loaded',
-  'plugin_failed',
-  'plugin_stopped',
-  'home_created',
-  'home_updated',
-  'home_deleted',
-  'alert_raised',
-  'alert_acknowledged',
-  'alert_resolved',
-  'hub_started',
-  'hub_stop',
-]);
+import { createContext, KERNEL, type EventBus, type HubEvent } from './index.js';
 
 /** Event types clients may fire: letters, digits and `_ . : -`. */
 export const EVENT_TYPE = /^[a-z0-9_.:-]{1,64}$/i;
@@ -46,7 +27,8 @@ const routes = {
     summary: 'Fire an event',
     description:
       'The body is the event data. `home_id` in it scopes the event to that home (you need the owner role ' +
-      'there); members of one home may leave it out. Events for the whole hub are for administrators.',
+      'there); members of one home may leave it out. Events for the whole hub are for administrators. ' +
+      'Event types the hub or a plugin fires (state_changed, mowing_session_ended, …) are refused with 403.',
     request: {
       params: z.object({ event_type: z.string().regex(EVENT_TYPE, 'letters, digits, _ . : - (at most 64)') }),
       body: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, required: false },
@@ -56,12 +38,23 @@ const routes = {
 };
 
 /**
+ * Refuses (HUB_ERR_FORBIDDEN, 403) an event type that the kernel or a plugin reserved: what
+ * callers and flows fire must never pass for a state change, a mowing session or a billed yard.
+ */
+export function refuseReserved(bus: EventBus, eventType: string): void {
+  const owner = bus.reservedBy(eventType);
+  if (owner === undefined) return;
+  throw hubError('HUB_ERR_FORBIDDEN', owner === KERNEL ? `${eventType} is fired by the hub only` : `${eventType} is fired by the ${owner.replace(/^plugin:/, '')} plugin only`);
+}
+
+/**
  * Fires an event for a caller (REST and WebSocket alike). `home_id` in the data scopes it to
  * that home, where the caller needs the owner role; members of one home may leave it out;
- * hub-wide events are for administrators. The kernel's own event types are refused.
+ * hub-wide events are for administrators. Reserved event types (the kernel's, and those a
+ * plugin reserved with `ctx.bus.reserve`) are refused.
  */
 export function fireAsCaller(bus: EventBus, principal: Principal, eventType: string, data: Record<string, unknown>): HubEvent {
-  if (RESERVED.has(eventType)) throw hubError('HUB_ERR_FORBIDDEN', `${eventType} is fired by the hub only`);
+  refuseReserved(bus, eventType);
   const named = typeof data.home_id === 'string' ? data.home_id : undefined;
   const homeId = principal.isAdmin && !named ? null : resolveHome(principal, named);
   if (homeId) requireHomeRole(principal, homeId, 'owner');

@@ -21,6 +21,7 @@ import {
   presentHome,
 } from './schemas.js';
 
+export { TimeZone } from './schemas.js';
 
 const tags = ['Homes'];
 const routes = {

@@ -12,6 +12,9 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
+/** An IANA time zone name, such as `Europe/Berlin`. */
+export const TimeZone = z.string().max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin');
+
 const Position = z
   .array(z.number())
   .min(2)
@@ -36,7 +39,7 @@ const homeFields = {
   address: z.string().trim().max(500).nullable(),
   latitude: z.number().min(-90).max(90).nullable(),
   longitude: z.number().min(-180).max(180).nullable(),
-  timezone: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'),
+  timezone: TimeZone,
   parcel: Parcel.nullable(),
 };
 

@@ -7,7 +7,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { ActionDescription, ActionRegistry } from '../actions/index.js';
-import type { EventBus, HubEvent } from '../bus/index.js';
+import { refuseReserved, type EventBus, type HubEvent } from '../bus/index.js';
 import type { Database } from '../db/index.js';
 import { historyPeriod, type StateMachine, type State } from '../states/index.js';
 
@@ -26,6 +26,10 @@ export interface HubBridge {
   onStateChanged(listener: (change: StateChange) => void): () => void;
   /** Events of one type, or `*` for all; returns the function that stops listening. */
   onEvent(eventType: string, listener: (event: HubEvent) => void): () => void;
+  /**
+   * Fires an event as the hub. Throws HUB_ERR_FORBIDDEN for reserved types (the kernel's, and
+   * those a plugin reserved): flows are deployed by users with `can_automate`, not only admins.
+   */
   fireEvent(eventType: string, data: Record<string, unknown>, homeId?: string): void;
   /** Calls `domain.action`; rejects with the hub's coded error when the data or target is wrong. */
   callAction(domain: string, action: string, data: Record<string, unknown>, target?: { entity_id?: string | string[] }): Promise<{ response: unknown }>;
@@ -43,7 +47,10 @@ export function createBridge(kernel: { db: Kysely<Database>; bus: EventBus; stat
     states: () => [...states.entries()].map((entry) => entry.state),
     onStateChanged: (listener) => bus.on('state_changed', (event) => listener(event.data as StateChange)),
     onEvent: (eventType, listener) => bus.on(eventType, listener as (event: HubEvent) => void),
-    fireEvent: (eventType, data, homeId) => void bus.fire(eventType, data, homeId ? { homeId } : {}),
+    fireEvent(eventType, data, homeId) {
+      refuseReserved(bus, eventType);
+      bus.fire(eventType, data, homeId ? { homeId } : {});
+    },
     async callAction(domain, action, data, target) {
       // Ask for a response only where the action gives one (asking others is an error).
       const returnResponse = (actions.describe(domain, action)?.response ?? 'none') !== 'none';

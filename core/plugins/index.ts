@@ -14,7 +14,7 @@ import semver from 'semver';
 import { z } from 'zod';
 import type { ActionRegistry } from '../actions/index.js';
 import { createRouter, type HubEnv, type HubRouter } from '../api/rest/index.js';
-import type { EventBus } from '../bus/index.js';
+import { refuseReserved, type EventBus } from '../bus/index.js';
 import { migrate, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import { requireHome } from '../homes/index.js';
@@ -380,7 +380,11 @@ export class PluginManager {
         homeOf: (entityId) => states.entry(entityId)?.homeId,
       },
       bus: {
-        fire: (type, data, options) => bus.fire(type, data, options),
+        fire: (type, data, options) => {
+          if ((bus.reservedBy(type) ?? owner) !== owner) refuseReserved(bus, type);
+          return bus.fire(type, data, options);
+        },
+        reserve: (...types) => scope.add(bus.reserve(owner, types)),
         on: (type, listener) => scope.add(bus.on(type, listener)),
         once: (type, listener) => scope.add(bus.once(type, listener)),
       },

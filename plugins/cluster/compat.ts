@@ -7,17 +7,21 @@
  * a 200 with an empty list where the original raised a 500.
  *
  * These routes see the plugin's address pool only (registrations and imports), never the
- * hub's homes.
+ * hub's homes. Registering writes that pool, whose rows then compete in the hub's clusters, so
+ * only hub administrators may register (a coded 403 for others); anyone signed in may ask.
  *
  * @module
  */
 import type { Context } from 'hono';
 import type { HubEnv, HubRouter } from '../../core/api/rest/index.js';
+import { requireAdmin } from '../../core/auth/index.js';
+import { HubError } from '../../core/errors/index.js';
 import type { Logger } from '../../core/log/index.js';
 import { geocodeQuery, partsQuery, type Geocoder } from './geocode.js';
-import type { HomeInput, PairResult } from './planner/index.js';
+import { addressKey, type HomeInput, type PairResult, type Planner } from './planner/index.js';
 import type { ClusterPlanning } from './planning.js';
-import { addressCandidateId, addressInput, addressRowId, poolKey, type ClusterDb } from './store.js';
+import { addressCandidateId, addressInput, addressRowId } from './store.js';
+import type { ClusterDb } from './tables.js';
 
 /** pydantic 2.5's error item, as FastAPI 0.104 returns it in `{"detail": [...]}`. */
 interface ValidationIssue {
@@ -103,8 +107,8 @@ export interface CompatDeps {
   planning: ClusterPlanning;
   geocoder: Geocoder;
   log: Logger;
-  /** Tells other hub instances that the pool changed. */
-  changed(): void;
+  /** Tells other hub instances which pool rows changed. */
+  changed(addressIds: string[]): void;
 }
 
 const POOL_COLUMNS = ['id', 'role', 'address', 'city', 'state', 'latitude', 'longitude', 'footprint', 'geocode_quality'] as const;
@@ -113,7 +117,7 @@ export function compatRoutes(router: HubRouter, deps: CompatDeps): void {
   const { db, planning, geocoder } = deps;
 
   const byKey = (address: string, city: string) =>
-    db.selectFrom('cluster_addresses').select(POOL_COLUMNS).where('address_key', '=', poolKey(address, city)).executeTakeFirst();
+    db.selectFrom('cluster_addresses').select(POOL_COLUMNS).where('address_key', '=', addressKey(address, city)).executeTakeFirst();
 
   /** One record per address: a second registration returns the first (and a host registration promotes it). */
   async function register(input: Record<keyof typeof HOME_FIELDS, string | number | null>, role: 'host' | 'neighbor'): Promise<RegisterResponse> {
@@ -149,7 +153,7 @@ export function compatRoutes(router: HubRouter, deps: CompatDeps): void {
     } else {
       row = await db
         .insertInto('cluster_addresses')
-        .values({ role, address, city, state, latitude: lat, longitude: lon, geocode_quality: quality, source: 'compat', created_by: null, footprint: null, address_key: poolKey(address, city) })
+        .values({ role, address, city, state, latitude: lat, longitude: lon, geocode_quality: quality, source: 'compat', created_by: null, footprint: null, address_key: addressKey(address, city) })
         .onConflict((oc) => oc.column('address_key').doNothing())
         .returning(POOL_COLUMNS)
         .executeTakeFirst();
@@ -157,7 +161,7 @@ export function compatRoutes(router: HubRouter, deps: CompatDeps): void {
       row ??= (await byKey(address, city))!;
     }
     await planning.addressesChanged([row.id]);
-    deps.changed();
+    deps.changed([row.id]);
     return { success: true, full_address: fullAddress(row), latitude: row.latitude, longitude: row.longitude, message: null };
   }
 
@@ -169,25 +173,36 @@ export function compatRoutes(router: HubRouter, deps: CompatDeps): void {
     return candidateIds.flatMap((id) => byId.get(id) ?? []);
   }
 
-  /** The pool planner holding the point, with `home` in it (it may have changed on another instance). */
-  async function poolPlannerFor(home: HomeInput) {
+  /**
+   * The pool planner of the extract holding the point; undefined without usable road data
+   * there (none, deleted a moment ago, or roads that do not build), which these routes answer
+   * with an empty list, as for any address the planner cannot place.
+   */
+  async function poolPlannerFor(home: HomeInput): Promise<Planner | undefined> {
     await planning.settled();
     if (home.lat == null || home.lon == null) return undefined;
     const extract = planning.extractAt([home.lon, home.lat]);
     if (!extract) return undefined;
-    const { pool } = await planning.built(extract.id);
-    return pool;
+    try {
+      return (await planning.built(extract.id)).pool;
+    } catch (error) {
+      if (error instanceof HubError && error.code === 'HUB_ERR_CLUSTER_NO_ROAD_DATA') return undefined;
+      throw error;
+    }
   }
 
   const qualifiedOrder = (a: PairResult, b: PairResult) => (a.pathM ?? 0) - (b.pathM ?? 0) || a.distM - b.distM || (a.candidateId < b.candidateId ? -1 : 1);
 
+  // Checked before the body is read: a caller who may not register learns nothing about it.
   router.post('/clusters/register_host_home_csv', async (c) => {
+    requireAdmin(c.var.principal);
     const parsed = await readModel(c, HOME_FIELDS);
     if ('detail' in parsed) return c.json({ detail: parsed.detail }, 422);
     return c.json(await register(parsed.value, 'host'), 200);
   });
 
   router.post('/clusters/register_neighbor_home_csv', async (c) => {
+    requireAdmin(c.var.principal);
     const parsed = await readModel(c, HOME_FIELDS);
     if ('detail' in parsed) return c.json({ detail: parsed.detail }, 422);
     return c.json(await register(parsed.value, 'neighbor'), 200);

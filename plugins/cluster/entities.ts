@@ -2,11 +2,34 @@
  * Each accepted cluster shows as two entities of its host home: `sensor.cluster_<id>_members`
  * (how many yards have agreed, and the list) and `sensor.cluster_<id>_next_yard` (the yard the
  * mower visits next). The database is the truth; {@link ClusterEntities.update} copies it out.
+ * A neighbour's home shows there (its id and street line) only once it has agreed.
  *
  * @module
  */
 import type { EntityHandle, PluginContext } from '../../core/plugin.js';
-import { streetLines, type ClusterDb } from './store.js';
+import { isAddressCandidate, streetLines, yardToken } from './store.js';
+import type { ClusterDb } from './tables.js';
+
+/** States of a mower the hub cannot reach. */
+export const UNAVAILABLE = new Set(['unavailable', 'unknown']);
+
+/**
+ * The hub's mowers (`lawn_mower.*` entities) by home, each home's reachable ones first, then by
+ * entity id. A home with a mower can host a cluster; the first of its mowers walks the route.
+ * The one place that decides what counts as a home's mower.
+ */
+export function mowersByHome(states: PluginContext['states']): Map<string, string[]> {
+  const byHome = new Map<string, { id: string; away: boolean }[]>();
+  for (const state of states.all()) {
+    if (!state.entity_id.startsWith('lawn_mower.')) continue;
+    const home = states.homeOf(state.entity_id);
+    if (!home) continue;
+    byHome.set(home, [...(byHome.get(home) ?? []), { id: state.entity_id, away: UNAVAILABLE.has(state.state) }]);
+  }
+  return new Map(
+    [...byHome].map(([home, mowers]) => [home, mowers.sort((a, b) => Number(a.away) - Number(b.away) || a.id.localeCompare(b.id)).map((m) => m.id)]),
+  );
+}
 
 const MAX_STATE = 255;
 
@@ -64,7 +87,14 @@ export class ClusterEntities {
     const lines = await streetLines(this.db, members.map((m) => m.candidate_id));
     const handles = await this.#handlesOf(id, cluster.host_home_id);
 
-    const list = members.map((m) => ({ candidateId: m.candidate_id, address: lines.get(m.candidate_id) ?? null, consent: m.consent, position: m.position }));
+    // The entities belong to the host home: its members see a neighbour's yard once that
+    // neighbour has agreed (or when it is a pool address), as the cluster's own routes show it.
+    const shown = (m: (typeof members)[number]) => m.position === 0 || isAddressCandidate(m.candidate_id) || m.consent === 'accepted';
+    const list = members.map((m) =>
+      shown(m)
+        ? { candidate_id: m.candidate_id, address: lines.get(m.candidate_id) ?? null, consent: m.consent, position: m.position }
+        : { candidate_id: yardToken(m.position), address: null, consent: m.consent, position: m.position },
+    );
     handles.members.set(String(members.filter((m) => m.consent === 'accepted').length), {
       friendly_name: `Cluster ${id} members`,
       unit_of_measurement: 'yards',
@@ -73,13 +103,14 @@ export class ClusterEntities {
     });
 
     const next = members.find((m) => m.position === cluster.next_position);
-    const address = next ? lines.get(next.candidate_id) ?? next.candidate_id : 'unknown';
-    handles.nextYard.set(address.slice(0, MAX_STATE), {
+    const visible = next && shown(next);
+    const label = !next ? 'unknown' : visible ? (lines.get(next.candidate_id) ?? next.candidate_id) : yardToken(next.position);
+    handles.nextYard.set(label.slice(0, MAX_STATE), {
       friendly_name: `Cluster ${id} next yard`,
       cluster_id: id,
       position: cluster.next_position,
-      candidateId: next?.candidate_id ?? null,
-      homeId: next?.home_id ?? null,
+      candidate_id: !next ? null : visible ? next.candidate_id : yardToken(next.position),
+      home_id: visible ? next.home_id : null,
       consent: next?.consent ?? null,
     });
   }

@@ -3,13 +3,16 @@
  * default — an exact match of the normalised address in the plugin's address pool. With
  * `geocoderUrl` set, a Nominatim-compatible `/search` endpoint is asked too, constrained by
  * country and view box, cached in memory, and its answers outside every road extract are thrown
- * away (that is how a wrong-country match, the original's Medicine Hat case, is caught).
+ * away (that is how a wrong-country match, the original's Medicine Hat case, is caught). The
+ * HTTP geocoder sends one request at a time, a second apart (Nominatim's usage policy allows at
+ * most one a second), and the same address asked twice at once is one request.
  *
  * @module
  */
 import type { Logger } from '../../core/log/index.js';
-import type { BBox, GeocodeQuality } from './planner/index.js';
-import { poolKey, splitAddress, type ClusterDb } from './store.js';
+import { addressKey, type BBox, type GeocodeQuality } from './planner/index.js';
+import { splitAddress } from './store.js';
+import type { ClusterDb } from './tables.js';
 
 /** An address to find, as one line and as its parts (`street, city, state`). */
 export interface GeocodeQuery {
@@ -61,7 +64,7 @@ export class PoolGeocoder implements GeocoderProvider {
     const row = await this.db
       .selectFrom('cluster_addresses')
       .select(['id', 'latitude', 'longitude', 'geocode_quality'])
-      .where('address_key', '=', poolKey(query.street, query.city))
+      .where('address_key', '=', addressKey(query.street, query.city))
       .executeTakeFirst();
     if (!row || row.latitude === null || row.longitude === null) return null;
     return { lat: row.latitude, lon: row.longitude, quality: row.geocode_quality as GeocodeQuality, provider: this.name, label: null, warnings: [], poolId: row.id };
@@ -78,6 +81,13 @@ export interface NominatimOptions {
   /** Nominatim's usage policy requires one that names the application. */
   userAgent: string;
   timeoutMs?: number;
+  /**
+   * The least time from one request's answer to the next request, in ms. Default 1000:
+   * Nominatim's usage policy allows at most one request a second. Tests shorten it.
+   */
+  minIntervalMs?: number;
+  /** Lookups waiting for their turn beyond this many fail at once (counted as not found). Default 30. */
+  maxQueue?: number;
   fetch?: typeof fetch;
   log: Logger;
 }
@@ -95,13 +105,35 @@ interface NominatimPlace {
 /** Answers for a house or a building are a house's point; anything coarser is only the street. */
 const HOUSE_TYPES = new Set(['house', 'building']);
 
-/** A Nominatim-compatible HTTP geocoder; it throws when the service fails (the caller logs it, and does not cache it). */
+/**
+ * A Nominatim-compatible HTTP geocoder; it throws when the service fails (the caller logs it,
+ * and does not cache it). Requests go out one at a time, `minIntervalMs` after the previous
+ * answer, whatever the number of callers.
+ */
 export class NominatimGeocoder implements GeocoderProvider {
   readonly name = 'nominatim';
+  /** Settles when the previous request has answered and its interval has passed. */
+  #turn: Promise<void> = Promise.resolve();
+  #waiting = 0;
 
   constructor(private readonly options: NominatimOptions) {}
 
   async geocode(query: GeocodeQuery): Promise<GeocodeResult | null> {
+    if (this.#waiting >= (this.options.maxQueue ?? 30)) throw new Error('too many geocoder lookups are waiting');
+    this.#waiting++;
+    const previous = this.#turn;
+    let done!: () => void;
+    this.#turn = new Promise((resolve) => (done = resolve));
+    await previous;
+    this.#waiting--;
+    try {
+      return await this.#request(query);
+    } finally {
+      setTimeout(done, this.options.minIntervalMs ?? 1000).unref();
+    }
+  }
+
+  async #request(query: GeocodeQuery): Promise<GeocodeResult | null> {
     const url = new URL(this.options.url);
     // URLSearchParams encodes the address (the original sent it raw in the path).
     url.searchParams.set('q', query.text);
@@ -148,6 +180,8 @@ export interface GeocoderOptions {
 /** The providers in order, with the coverage rule and a cache for the remote ones. */
 export class Geocoder {
   readonly #cache = new Map<string, { result: GeocodeResult | null; until: number }>();
+  /** Lookups under way, so that the same address asked twice at once is asked once. */
+  readonly #pending = new Map<string, Promise<GeocodeResult | null>>();
 
   constructor(private readonly options: GeocoderOptions) {}
 
@@ -165,6 +199,15 @@ export class Geocoder {
     const key = `${provider.name}|${query.text.toUpperCase().replace(/\s+/g, ' ')}`;
     const cached = this.#cache.get(key);
     if (cached && cached.until > Date.now()) return cached.result;
+    let pending = this.#pending.get(key);
+    if (!pending) {
+      pending = this.#ask(provider, query, key).finally(() => this.#pending.delete(key));
+      this.#pending.set(key, pending);
+    }
+    return pending;
+  }
+
+  async #ask(provider: GeocoderProvider, query: GeocodeQuery, key: string): Promise<GeocodeResult | null> {
     let result: GeocodeResult | null;
     try {
       result = await provider.geocode(query);

@@ -9,15 +9,14 @@ import { z } from 'zod';
 import { configFlag, definePlugin } from '../../core/plugin.js';
 import { ClusterService } from './clusters.js';
 import { compatRoutes } from './compat.js';
-import { ClusterEntities } from './entities.js';
+import { ClusterEntities, mowersByHome } from './entities.js';
 import { Geocoder, NominatimGeocoder, PoolGeocoder, type GeocoderProvider } from './geocode.js';
 import type { BarrierOptions, BBox, PlannerConfig } from './planner/index.js';
-import { ClusterPlanning } from './planning.js';
-import { clusterRoutes } from './routes.js';
+import { BULK_CHANGE, ClusterPlanning } from './planning.js';
+import { registerRoutes, type DataChange } from './routes.js';
 import { clusterMowing } from './schedule.js';
-import { addressCandidateId, type ClusterDb } from './store.js';
-
-export { ClusterEntities } from './entities.js';
+import { addressCandidateId } from './store.js';
+import type { ClusterDb } from './tables.js';
 
 /** `west,south,east,north` (an environment variable) or the four numbers. */
 const BBoxSetting = z
@@ -27,6 +26,18 @@ const BBoxSetting = z
       .tuple([z.number().min(-180).max(180), z.number().min(-90).max(90), z.number().min(-180).max(180), z.number().min(-90).max(90)])
       .refine(([w, s, e, n]) => w < e && s < n, 'must be west,south,east,north with west < east and south < north'),
   );
+
+/** The home fields a plan depends on: a home renamed is not planned again. */
+const PLACE_FIELDS = new Set(['address', 'latitude', 'longitude']);
+
+/**
+ * `cluster_data_changed`: what another instance changed, so that this one refreshes only that.
+ * Checked on receipt: the event crossed the relay.
+ */
+const DataChanged = z.discriminatedUnion('what', [
+  z.object({ what: z.literal('extract'), extract_id: z.uuid() }),
+  z.object({ what: z.literal('addresses'), address_ids: z.array(z.uuid()).max(BULK_CHANGE).optional() }),
+]) satisfies z.ZodType<DataChange>;
 
 const config = z.object({
   radiusM: z.coerce.number().min(10).max(500).default(80).describe('Neighbours further than this from the host are out (metres)'),
@@ -46,6 +57,13 @@ const config = z.object({
     .optional(),
   geocoderViewbox: BBoxSetting.optional().describe('Geocoder results are kept inside this box: west,south,east,north'),
   geocoderUserAgent: z.string().min(3).max(200).default('mowthos-hub cluster plugin'),
+  geocoderMinIntervalMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .default(1000)
+    .describe("Least time between two geocoder requests (ms); nominatim.openstreetmap.org's usage policy needs 1000 or more"),
   maxImportMb: z.coerce.number().min(1).max(512).default(64).describe('Largest road import body (POST /roads), MiB'),
 });
 
@@ -75,15 +93,7 @@ export default definePlugin({
     const entities = new ClusterEntities(ctx, db);
     await entities.restore();
 
-    const mowerHomes = () => {
-      const homes = new Set<string>();
-      for (const state of ctx.states.all()) {
-        if (!state.entity_id.startsWith('lawn_mower.')) continue;
-        const home = ctx.states.homeOf(state.entity_id);
-        if (home) homes.add(home);
-      }
-      return homes;
-    };
+    const mowerHomes = () => new Set(mowersByHome(ctx.states).keys());
     const poolHosts = async () => (await db.selectFrom('cluster_addresses').select('id').where('role', '=', 'host').execute()).map((r) => addressCandidateId(r.id));
     const clusters = new ClusterService({ db, planning, entities, mowerHomes, poolHosts, radiusM: settings.radiusM });
 
@@ -95,6 +105,7 @@ export default definePlugin({
           countryCodes: settings.geocoderCountryCodes,
           viewbox: settings.geocoderViewbox as BBox | undefined,
           userAgent: settings.geocoderUserAgent,
+          minIntervalMs: settings.geocoderMinIntervalMs,
           log: ctx.log,
         }),
       );
@@ -103,20 +114,37 @@ export default definePlugin({
 
     // Homes move in the planners as they change; events relayed from other instances count too.
     ctx.bus.on('home_created', (event) => void planning.homeChanged(event.data.home_id));
-    ctx.bus.on('home_updated', (event) => void planning.homeChanged(event.data.home_id));
+    ctx.bus.on('home_updated', (event) => {
+      // An event without the list (an older instance's) counts as a move.
+      const changed: unknown = event.data.changed;
+      if (Array.isArray(changed) && !changed.some((field) => PLACE_FIELDS.has(field as string))) return;
+      void planning.homeChanged(event.data.home_id);
+    });
     ctx.bus.on('home_deleted', (event) => {
       void planning.homeRemoved(event.data.home_id);
       // Clusters of the home went with it (cascade); so do their entities.
       entities.sync().catch((error: unknown) => ctx.log.warn({ err: error }, 'cluster entities not refreshed'));
     });
-    // Another instance imported roads or addresses: this one reloads lazily.
-    const changed = (what: 'extracts' | 'addresses') => void ctx.bus.fire('cluster_data_changed', { what });
+    // Another instance stored or deleted an extract, or changed pool addresses: this one
+    // refreshes that extract, or those addresses, and keeps every other road model.
+    ctx.bus.reserve('cluster_data_changed');
+    const changed = (change: DataChange) => void ctx.bus.fire('cluster_data_changed', change);
     ctx.bus.on('cluster_data_changed', (event) => {
-      if (event.origin === 'REMOTE') void planning.reload();
+      // Only the plugin's own events (fired without a user) from another instance mean anything.
+      if (event.origin !== 'REMOTE' || event.context.user_id !== null) return;
+      const parsed = DataChanged.safeParse(event.data);
+      if (!parsed.success) {
+        ctx.log.warn({ issues: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) }, 'cluster_data_changed with unexpected data; ignored');
+        return;
+      }
+      const change = parsed.data;
+      if (change.what === 'extract') void planning.extractChanged(change.extract_id);
+      else if (change.address_ids) void planning.addressesChanged(change.address_ids);
+      else void planning.addressesReloaded();
     });
 
     ctx.bodyLimit('POST', '/roads', settings.maxImportMb * 1024 * 1024);
-    clusterRoutes(ctx.routes, {
+    registerRoutes(ctx.routes, {
       db,
       planning,
       clusters,
@@ -125,10 +153,15 @@ export default definePlugin({
       log: ctx.log,
       changed,
     });
-    compatRoutes(ctx.routes, { db, planning, geocoder, log: ctx.log, changed: () => changed('addresses') });
+    compatRoutes(ctx.routes, { db, planning, geocoder, log: ctx.log, changed: (ids) => changed({ what: 'addresses', address_ids: ids }) });
     await clusterMowing(ctx, {
       positionChanged: (id) => entities.update(id),
-      plan: async (hostHomeId) => clusters.present(await clusters.plan(hostHomeId)),
+      // The action does not say who asks (a home member, or a flow acting as the hub): it
+      // plans only a home with a mower, and shows it as that home's members would see it.
+      plan: async (hostHomeId) => {
+        clusters.requireMower(hostHomeId);
+        return clusters.present(await clusters.plan(hostHomeId), { isAdmin: false, homes: new Set([hostHomeId]) });
+      },
     });
   },
 });

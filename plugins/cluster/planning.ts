@@ -8,9 +8,13 @@
  * @module
  */
 import type { FeatureCollection } from 'geojson';
+import { hubError } from '../../core/errors/index.js';
 import type { Logger } from '../../core/log/index.js';
 import { buildRoadModel, Planner, type BarrierOptions, type BBox, type HomeInput, type PlannerConfig, type RoadModel } from './planner/index.js';
-import { addressesById, addressesIn, asPoolCandidate, homeById, homesIn, type ClusterDb } from './store.js';
+import { addressesById, addressesIn, asPoolCandidate, homeById, homesIn } from './store.js';
+import type { ClusterDb } from './tables.js';
+
+const EXTRACT_COLUMNS = ['id', 'name', 'source', 'bbox', 'query', 'fetched_at', 'way_count', 'barrier_count'] as const;
 
 /** What the hub keeps about a stored extract without its features. */
 export interface ExtractInfo {
@@ -42,7 +46,7 @@ export interface PlanningOptions {
 }
 
 /** More changed addresses than this reload the planners' homes at once instead of one by one. */
-const BULK_CHANGE = 200;
+export const BULK_CHANGE = 200;
 
 export class ClusterPlanning {
   readonly #extracts = new Map<string, ExtractInfo>();
@@ -54,10 +58,7 @@ export class ClusterPlanning {
 
   /** Reads the list of extracts (not their features). */
   async load(): Promise<void> {
-    const rows = await this.options.db
-      .selectFrom('cluster_road_extracts')
-      .select(['id', 'name', 'source', 'bbox', 'query', 'fetched_at', 'way_count', 'barrier_count'])
-      .execute();
+    const rows = await this.options.db.selectFrom('cluster_road_extracts').select(EXTRACT_COLUMNS).execute();
     this.#extracts.clear();
     for (const row of rows) this.#extracts.set(row.id, extractInfo(row));
   }
@@ -97,12 +98,15 @@ export class ClusterPlanning {
     return this.extractAt(lonLat) !== undefined;
   }
 
-  /** The built extract, building it (once) when it is first asked for. */
+  /**
+   * The built extract, building it (once) when it is first asked for. Rejects with
+   * HUB_ERR_CLUSTER_NO_ROAD_DATA when the extract is gone or its roads do not build.
+   */
   built(id: string): Promise<BuiltExtract> {
     let built = this.#built.get(id);
     if (!built) {
       const extract = this.#extracts.get(id);
-      if (!extract) return Promise.reject(new Error(`no road extract ${id}`));
+      if (!extract) return Promise.reject(hubError('HUB_ERR_CLUSTER_NO_ROAD_DATA', 'The road extract was deleted; plan again'));
       built = this.#build(extract, undefined);
       this.#built.set(id, built);
       // A failed build is not cached: the next request tries again (and logs again).
@@ -162,11 +166,30 @@ export class ClusterPlanning {
     });
   }
 
-  /** Forgets every built model and the extract list (another hub instance changed them). */
-  reload(): Promise<void> {
+  /**
+   * Another hub instance stored, refreshed or deleted one extract: this one re-reads that row
+   * only. A model whose extract is unchanged (same fetch time) stays; a changed one is dropped
+   * and built again when next asked for; the other extracts' models are not touched.
+   */
+  extractChanged(id: string): Promise<void> {
     return this.#serially(async () => {
-      this.#built.clear();
-      await this.load();
+      const row = await this.options.db.selectFrom('cluster_road_extracts').select(EXTRACT_COLUMNS).where('id', '=', id).executeTakeFirst();
+      if (!row) {
+        this.#extracts.delete(id);
+        this.#built.delete(id);
+        return;
+      }
+      const known = this.#extracts.get(id);
+      const extract = extractInfo(row);
+      this.#extracts.set(id, extract);
+      if (known?.fetchedAt.getTime() !== extract.fetchedAt.getTime()) this.#built.delete(id);
+    });
+  }
+
+  /** Many addresses changed at once (a bulk import elsewhere): every built planner re-reads its homes; no road model is rebuilt. */
+  addressesReloaded(): Promise<void> {
+    return this.#serially(async () => {
+      for (const entry of await this.#allBuilt()) await this.#fill(entry);
     });
   }
 
@@ -178,8 +201,15 @@ export class ClusterPlanning {
   async #build(extract: ExtractInfo, given: RoadModel | undefined): Promise<BuiltExtract> {
     let model = given;
     if (!model) {
-      const row = await this.options.db.selectFrom('cluster_road_extracts').select('features').where('id', '=', extract.id).executeTakeFirstOrThrow();
-      model = buildRoadModel(row.features as FeatureCollection, { extent: extract.bbox, barriers: this.options.barriers });
+      try {
+        const row = await this.options.db.selectFrom('cluster_road_extracts').select('features').where('id', '=', extract.id).executeTakeFirst();
+        if (!row) throw new Error('the extract was deleted');
+        model = buildRoadModel(row.features as FeatureCollection, { extent: extract.bbox, barriers: this.options.barriers });
+      } catch (error) {
+        // A caller cannot fix stored roads: it is told there is no road data, the log says why.
+        this.options.log.error({ err: error, extract: extract.id, name: extract.name }, 'road model not built');
+        throw hubError('HUB_ERR_CLUSTER_NO_ROAD_DATA', `The roads of "${extract.name}" cannot be used; import them again`, { cause: error });
+      }
       this.options.log.info({ extract: extract.id, name: extract.name, ...model.stats }, 'road model built');
     }
     const entry: BuiltExtract = { extract, model, hub: new Planner(model, this.options.planner), pool: new Planner(model, this.options.planner) };

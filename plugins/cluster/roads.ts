@@ -10,9 +10,9 @@ import type { Feature, FeatureCollection, LineString, MultiLineString, Polygon }
 import { sql } from 'kysely';
 import { jsonb } from '../../core/db/index.js';
 import { hubError } from '../../core/errors/index.js';
-import { buildRoadModel, RoadDataError, type BarrierOptions, type BBox, type RoadModel } from './planner/index.js';
+import { addressKey, buildRoadModel, RoadDataError, type BarrierOptions, type BBox, type RoadModel } from './planner/index.js';
 import { extractInfo, type ClusterPlanning, type ExtractInfo } from './planning.js';
-import { poolKey, type ClusterDb } from './store.js';
+import type { ClusterDb } from './tables.js';
 
 export type ExtractSource = 'geojson' | 'osm-xml' | 'osm-pbf' | 'overpass';
 
@@ -30,12 +30,17 @@ export interface ExtractInput {
 export interface StoredExtract {
   extract: ExtractInfo;
   model: RoadModel;
+  /**
+   * True when another request had stored the same Overpass query first: `extract` is that
+   * one's row (its model built from its own features), and this request's roads were dropped.
+   */
+  existing: boolean;
 }
 
 type Line = Feature<LineString | MultiLineString, Record<string, unknown>>;
 
 /** Line features only, each checked; points and polygons (buildings, turning circles) are left out. */
-export function lineFeatures(roads: ExtractInput['roads']): Line[] {
+function lineFeatures(roads: ExtractInput['roads']): Line[] {
   const problems: { path: (string | number)[]; message: string; code: string }[] = [];
   const lines: Line[] = [];
   roads.features.forEach((feature, index) => {
@@ -106,13 +111,32 @@ export async function storeExtract(
     created_by: input.createdBy,
   };
   const columns = ['id', 'name', 'source', 'bbox', 'query', 'fetched_at', 'way_count', 'barrier_count'] as const;
-  const row = replace
-    ? await db.updateTable('cluster_road_extracts').set({ ...values, fetched_at: new Date() }).where('id', '=', replace).returning(columns).executeTakeFirst()
-    : await db.insertInto('cluster_road_extracts').values(values).returning(columns).executeTakeFirstOrThrow();
-  if (!row) throw hubError('HUB_ERR_ROAD_EXTRACT_NOT_FOUND');
+  if (replace) {
+    const row = await db.updateTable('cluster_road_extracts').set({ ...values, fetched_at: new Date() }).where('id', '=', replace).returning(columns).executeTakeFirst();
+    if (!row) throw hubError('HUB_ERR_ROAD_EXTRACT_NOT_FOUND');
+    const extract = extractInfo(row);
+    await planning.add(extract, model);
+    return { extract, model, existing: false };
+  }
+  // An Overpass query is stored once (a unique index, 0002): a request that loses the race to an
+  // identical one, on this instance or another, answers with the winner's row.
+  const row = await db
+    .insertInto('cluster_road_extracts')
+    .values(values)
+    .onConflict((oc) => oc.column('query').where('query', 'is not', null).doNothing())
+    .returning(columns)
+    .executeTakeFirst();
+  if (!row) {
+    const winner = await db.selectFrom('cluster_road_extracts').select(columns).where('query', '=', values.query).executeTakeFirst();
+    // Deleted between the two statements: nothing to serve.
+    if (!winner) throw hubError('HUB_ERR_ROAD_EXTRACT_NOT_FOUND');
+    await planning.extractChanged(winner.id);
+    const built = await planning.built(winner.id);
+    return { extract: built.extract, model: built.model, existing: true };
+  }
   const extract = extractInfo(row);
   await planning.add(extract, model);
-  return { extract, model };
+  return { extract, model, existing: false };
 }
 
 /** One address of an import (`POST /addresses`) or a registration. */
@@ -155,7 +179,7 @@ export async function importAddresses(
       geocode_quality: a.geocodeQuality ?? (a.footprint ? 'rooftop' : latitude === null ? 'unknown' : 'point'),
       source: options.source,
       created_by: options.createdBy,
-      address_key: poolKey(a.address, a.city ?? ''),
+      address_key: addressKey(a.address, a.city ?? ''),
     };
   });
   const ids: string[] = [];

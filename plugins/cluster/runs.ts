@@ -5,14 +5,24 @@
  *
  * - a run starts at position 0 (the host's yard) and visits the members in position order;
  * - a yard whose member has not accepted, or that has no zones, gets a `skipped` visit;
- * - otherwise an open visit is written, then the mower is sent there (`mammotion.start_zones`);
- * - `mowing_session_ended` for that mower closes the open visit with the session's m²
- *   (`cluster_yard_mowed` tells billing) and starts the next yard; after the last one the run
- *   is finished. An interrupted session, a failed start or a yard that takes too long fails it.
+ * - otherwise an open visit is written, then the mower is sent there (`mammotion.start_zones`:
+ *   only Mammotion mowers take a list of zones, so a run needs one; another mower fails the run
+ *   at its first yard, saying so);
+ * - `mowing_session_ended` closes the open visit with the session's m² (`cluster_yard_mowed`
+ *   tells billing) and starts the next yard; after the last one the run is finished. An
+ *   interrupted session, a failed start or a yard that takes too long fails it.
  *
- * Each step is guarded by the database (a visit per yard and run is unique, runs and visits
- * change only from the state the step read), so two instances reacting to the same event, or a
- * recovery sweep meeting a live step, never mow a yard twice.
+ * What bills a yard: only a session Mammotion stored (`mammotion_sessions`: that id, mower, area
+ * and outcome; the event is reserved to the Mammotion plugin besides), of the run's mower, that
+ * started within [visit start − 2 min, visit start + yard timeout] and mowed zones of that yard,
+ * while the run is running. When a run is cancelled or fails, the yard it was on is closed at once
+ * as failed: a session ending later cannot be told from the host mowing its own lawn, so it is
+ * logged and billed to no one.
+ *
+ * Each step is guarded by the database (a visit per yard and run is unique, a session bills one
+ * visit, runs and visits change only from the state the step read), so two instances reacting to
+ * the same event, or a recovery sweep meeting a live step, never mow a yard twice. Runs and visits
+ * are billing records: they outlive their cluster (`cluster_id` becomes null).
  *
  * @module
  */
@@ -21,9 +31,25 @@ import { z } from 'zod';
 import { isUniqueViolation, sqlState, type Database } from '../../core/db/index.js';
 import { hubError } from '../../core/errors/index.js';
 import type { PluginContext } from '../../core/plugin.js';
-import type { ClusterTables, RunStatus, VisitOutcome } from './tables.js';
+import { mowersByHome, UNAVAILABLE } from './entities.js';
+import type { ClusterDb, ClusterTables, RunStatus, VisitOutcome } from './tables.js';
 
-export type ClusterDb = Kysely<Database & ClusterTables>;
+/**
+ * The Mammotion plugin's session store (`plugins/mammotion/sql/0001_mammotion.sql`), read only:
+ * what a session really mowed. Reading another plugin's table is the price of not trusting the
+ * event's data; the columns used here are the ones `mowing_session_ended` reports.
+ */
+type MammotionSessions = {
+  mammotion_sessions: {
+    id: string;
+    entity_id: string;
+    started_at: Date;
+    ended_at: Date | null;
+    area_m2: number;
+    zones: string[];
+    outcome: string | null;
+  };
+};
 
 /** A yard visit as the API shows it. */
 export type YardVisitView = {
@@ -42,7 +68,8 @@ export type YardVisitView = {
 /** A run as the API shows it. */
 export type RunView = {
   id: string;
-  cluster_id: string;
+  /** Null once the cluster was deleted (the run stays, for billing). */
+  cluster_id: string | null;
   status: RunStatus;
   started_at: string;
   ended_at: string | null;
@@ -78,16 +105,20 @@ export type YardMowed = {
   outcome: 'finished' | 'interrupted';
 };
 
+/** The events a run fires: reserved to the cluster plugin, since billing acts on them. */
+export const RUN_EVENTS = ['cluster_run_started', 'cluster_run_ended', 'cluster_yard_mowed'] as const;
+
 /** What a walk needs from a `mowing_session_ended` event; anything else is dropped. */
 export const SessionEndedData = z.object({
   session_id: z.uuid(),
   entity_id: z.string().min(1).max(255),
   area_m2: z.number().finite().min(0),
-  started_at: z.iso.datetime({ offset: true }).optional(),
-  ended_at: z.iso.datetime({ offset: true }).optional(),
   outcome: z.enum(['finished', 'interrupted']),
 });
 export type SessionEndedData = z.output<typeof SessionEndedData>;
+
+/** Which yards a caller may see: all of them (the host home), or the yards of these homes (a member). */
+export type YardScope = 'all' | ReadonlySet<string>;
 
 export interface RunOptions {
   /** Refreshes what shows the cluster's next yard (its entity). */
@@ -96,10 +127,27 @@ export interface RunOptions {
   yardTimeoutMs: number;
 }
 
-// A session that started this much before its visit was written still belongs to it: the
+// A session may start this much before its visit was written and still belong to it: the
 // instances' clocks and the mower's first report may disagree by a little.
-const CLOCK_SLACK_MS = 60_000;
-const UNAVAILABLE = new Set(['unavailable', 'unknown']);
+const CLOCK_SLACK_MS = 2 * 60_000;
+// A float stored and sent as JSON may differ in its last digits, never by a square centimetre.
+const AREA_TOLERANCE_M2 = 1e-3;
+const NOT_BILLED = 'its mowing here is not billed';
+
+/** Whether a session's zones are the yard's (either unknown counts as a match). */
+const overlaps = (yard: readonly string[], session: readonly string[]) => yard.length === 0 || session.length === 0 || yard.some((zone) => session.includes(zone));
+
+/**
+ * Whether the cluster has a run in progress. A cluster must not be deleted then: its mower is
+ * out on a neighbour's yard. (Its runs and visits survive a deletion regardless.)
+ *
+ * @example
+ * if (await hasActiveRun(db, clusterId)) throw hubError('HUB_ERR_CLUSTER_RUN_ACTIVE');
+ */
+export async function hasActiveRun(db: ClusterDb, clusterId: string): Promise<boolean> {
+  const row = await db.selectFrom('cluster_runs').select('id').where('cluster_id', '=', clusterId).where('status', '=', 'running').executeTakeFirst();
+  return row !== undefined;
+}
 
 /**
  * Starts, steps, cancels and reports cluster runs. One per plugin start; every step reads and
@@ -107,23 +155,21 @@ const UNAVAILABLE = new Set(['unavailable', 'unknown']);
  */
 export class ClusterRuns {
   readonly #db: ClusterDb;
-  /** Steps per run on this instance, one after another (the database guards across instances). */
-  readonly #chains = new Map<string, Promise<void>>();
+  readonly #sessions: Kysely<Database & MammotionSessions>;
+  /** Steps and cancels per run on this instance, one after another (the database guards across instances). */
+  readonly #chains = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly ctx: PluginContext<unknown>,
     private readonly options: RunOptions,
   ) {
     this.#db = ctx.db.withTables<ClusterTables>();
+    this.#sessions = ctx.db.withTables<MammotionSessions>();
   }
 
-  /** The host home's mowers (`lawn_mower.*`), those that are reachable first, then by id. */
+  /** The host home's mowers: see mowersByHome. */
   mowersOf(homeId: string): string[] {
-    return this.ctx.states
-      .all()
-      .filter((s) => s.entity_id.startsWith('lawn_mower.') && this.ctx.states.homeOf(s.entity_id) === homeId)
-      .sort((a, b) => Number(UNAVAILABLE.has(a.state)) - Number(UNAVAILABLE.has(b.state)) || a.entity_id.localeCompare(b.entity_id))
-      .map((s) => s.entity_id);
+    return mowersByHome(this.ctx.states).get(homeId) ?? [];
   }
 
   /**
@@ -188,13 +234,6 @@ export class ClusterRuns {
   }
 
   async #insertRun(clusterId: string, entityId: string, slot: Date | null): Promise<string> {
-    // Visits a cancelled or failed run left open will never hear from their session now.
-    await this.#db
-      .updateTable('cluster_yard_visits')
-      .set({ ended_at: new Date(), outcome: 'failed', detail: 'No mowing session ended for this yard' })
-      .where('ended_at', 'is', null)
-      .where('run_id', 'in', (eb) => eb.selectFrom('cluster_runs').select('id').where('entity_id', '=', entityId).where('status', '!=', 'running'))
-      .execute();
     const row = await this.#db
       .insertInto('cluster_runs')
       .values({ cluster_id: clusterId, entity_id: entityId, slot, started_at: new Date() })
@@ -210,49 +249,71 @@ export class ClusterRuns {
   }
 
   /**
-   * Ends a running run as cancelled and sends its mower home. A yard being mowed keeps its
-   * open visit, so the area the mower did mow is still recorded when its session ends.
+   * Ends a running run as cancelled and sends its mower home. The yard being mowed is closed as
+   * failed: what the mower did there is not billed (its session could no longer be told from
+   * the host's own mowing). Runs after the step this instance is taking for the run, if any.
    *
+   * @param by who cancelled: `detail` is shown to the host home and in `cluster_run_ended`, so
+   *   it never names the person; `userId` is stored apart (null for an automation).
    * @throws HUB_ERR_CLUSTER_RUN_NOT_FOUND, HUB_ERR_CLUSTER_RUN_ENDED
    */
-  async cancel(runId: string, detail: string): Promise<RunView> {
-    const ended = await this.#end(runId, 'cancelled', detail);
-    if (!ended) {
-      if (!(await this.view(runId))) throw hubError('HUB_ERR_CLUSTER_RUN_NOT_FOUND');
-      throw hubError('HUB_ERR_CLUSTER_RUN_ENDED');
-    }
-    const open = await this.#openVisit(runId);
-    if (open && ended.entity_id) {
-      await this.ctx.actions
-        .call('lawn_mower', 'dock', {}, { target: { entity_id: ended.entity_id } })
-        .catch((error: unknown) => this.ctx.log.warn({ err: error, runId, entityId: ended.entity_id }, 'the mower of a cancelled run was not sent home'));
-    }
-    return (await this.view(runId))!;
+  cancel(runId: string, by: { detail: string; userId: string | null }): Promise<RunView> {
+    return this.#serially(runId, async () => {
+      const ended = await this.#end(runId, 'cancelled', by.detail, by.userId);
+      if (!ended) {
+        if (!(await this.view(runId))) throw hubError('HUB_ERR_CLUSTER_RUN_NOT_FOUND');
+        throw hubError('HUB_ERR_CLUSTER_RUN_ENDED');
+      }
+      if (ended.leftYard) await this.#dock(ended.entity_id, runId);
+      return (await this.view(runId))!;
+    });
   }
 
   /**
-   * Takes a `mowing_session_ended`: the newest open visit of a run walked by that mower gets the
-   * session, and a running run goes on (or fails, when the session was interrupted).
+   * Takes a `mowing_session_ended`: when Mammotion stored that session and it belongs to the open
+   * yard of a running run (see the module notes), the yard gets its area and the run goes on (or
+   * fails, when the session was interrupted). Any other session is logged and billed to no one.
    */
-  async sessionEnded(data: SessionEndedData): Promise<void> {
-    const endedAt = data.ended_at ? new Date(data.ended_at) : new Date();
-    let query = this.#db
+  async sessionEnded(event: SessionEndedData): Promise<void> {
+    const session = await this.#storedSession(event);
+    if (!session) return;
+    const started = session.started_at.getTime();
+    const candidates = await this.#db
       .selectFrom('cluster_yard_visits as v')
       .innerJoin('cluster_runs as r', 'r.id', 'v.run_id')
-      .select(['v.id', 'v.run_id', 'v.cluster_id', 'v.candidate_id', 'v.home_id', 'r.status'])
-      .where('r.entity_id', '=', data.entity_id)
-      .where('v.ended_at', 'is', null);
-    if (data.started_at) query = query.where('v.started_at', '<=', new Date(new Date(data.started_at).getTime() + CLOCK_SLACK_MS));
-    const visit = await query.orderBy('v.started_at', 'desc').limit(1).executeTakeFirst();
-    if (!visit) return;
-    const closed = await this.#db
-      .updateTable('cluster_yard_visits')
-      .set({ session_id: data.session_id, ended_at: endedAt, area_m2: data.area_m2, outcome: data.outcome })
-      .where('id', '=', visit.id)
-      .where('ended_at', 'is', null)
-      .returning('id')
-      .executeTakeFirst();
-    if (!closed) return; // another instance took this event
+      .select(['v.id', 'r.id as run_id', 'r.cluster_id', 'v.candidate_id', 'v.home_id', 'v.zones'])
+      .where('r.entity_id', '=', session.entity_id)
+      .where('r.status', '=', 'running')
+      .where('r.cluster_id', 'is not', null)
+      .where('v.ended_at', 'is', null)
+      // The session started in [visit start − slack, visit start + yard timeout].
+      .where('v.started_at', '>=', new Date(started - this.options.yardTimeoutMs))
+      .where('v.started_at', '<=', new Date(started + CLOCK_SLACK_MS))
+      .orderBy('v.started_at', 'desc')
+      .$narrowType<{ cluster_id: string }>()
+      .execute();
+    const visit = candidates.find((v) => overlaps(v.zones, session.zones));
+    if (!visit) {
+      this.ctx.log.info({ sessionId: session.id, entityId: session.entity_id, areaM2: session.area_m2 }, 'mowing session is no yard of a running cluster run; billed to no yard');
+      return;
+    }
+    const outcome = session.outcome === 'finished' ? 'finished' : 'interrupted';
+    let closed: { id: string } | undefined;
+    try {
+      closed = await this.#db
+        .updateTable('cluster_yard_visits')
+        .set({ session_id: session.id, ended_at: session.ended_at, area_m2: session.area_m2, outcome })
+        .where('id', '=', visit.id)
+        .where('ended_at', 'is', null)
+        // Not if the run ended since it was read (cancelled: the yard is closed, not billed).
+        .where('run_id', 'in', (eb) => eb.selectFrom('cluster_runs').select('id').where('status', '=', 'running'))
+        .returning('id')
+        .executeTakeFirst();
+    } catch (error) {
+      if (isUniqueViolation(error)) return; // another instance billed this session already
+      throw error;
+    }
+    if (!closed) return;
     const clusterId = String(visit.cluster_id);
     const host = await this.#db.selectFrom('cluster_clusters').select('host_home_id').where('id', '=', clusterId).executeTakeFirst();
     const mowed: YardMowed = {
@@ -260,15 +321,14 @@ export class ClusterRuns {
       run_id: visit.run_id,
       home_id: visit.home_id,
       candidate_id: visit.candidate_id,
-      area_m2: data.area_m2,
-      session_id: data.session_id,
-      outcome: data.outcome,
+      area_m2: session.area_m2,
+      session_id: session.id,
+      outcome,
     };
-    this.ctx.log.info({ clusterId, runId: visit.run_id, candidateId: visit.candidate_id, areaM2: data.area_m2, outcome: data.outcome }, 'cluster yard mowed');
+    this.ctx.log.info({ clusterId, runId: visit.run_id, candidateId: visit.candidate_id, areaM2: session.area_m2, outcome }, 'cluster yard mowed');
     try {
-      if (visit.status !== 'running') return;
-      if (data.outcome === 'interrupted') {
-        await this.#end(visit.run_id, 'failed', `The mower stopped before it finished the yard ${visit.candidate_id} (session ${data.session_id})`);
+      if (outcome === 'interrupted') {
+        await this.#end(visit.run_id, 'failed', `The mower stopped before it finished the yard ${visit.candidate_id} (session ${session.id})`);
       } else {
         await this.advance(visit.run_id);
       }
@@ -278,13 +338,43 @@ export class ClusterRuns {
     }
   }
 
+  /** Mammotion's record of the session the event names, when it is there, ended, and says the same; else undefined (logged). */
+  async #storedSession(event: SessionEndedData) {
+    let row;
+    try {
+      row = await this.#sessions
+        .selectFrom('mammotion_sessions')
+        .select(['id', 'entity_id', 'started_at', 'ended_at', 'area_m2', 'zones', 'outcome'])
+        .where('id', '=', event.session_id)
+        .where('entity_id', '=', event.entity_id)
+        .where('ended_at', 'is not', null)
+        .$narrowType<{ ended_at: Date }>()
+        .executeTakeFirst();
+    } catch (error) {
+      // 42P01 undefined_table: the Mammotion plugin never ran on this hub, so no session is real.
+      if (sqlState(error) !== '42P01') throw error;
+    }
+    if (!row || Math.abs(row.area_m2 - event.area_m2) > AREA_TOLERANCE_M2 || row.outcome !== event.outcome) {
+      this.ctx.log.warn({ sessionId: event.session_id, entityId: event.entity_id }, 'mowing_session_ended does not match a session the Mammotion plugin stored; ignored');
+      return undefined;
+    }
+    return row;
+  }
+
   /**
-   * What a job does every tick, and the hub at start: fails runs whose yard took too long, and
-   * carries on runs that stopped between two yards (an instance went down mid-step).
+   * What a job does every tick, and the hub at start: closes yards that ended runs left open,
+   * fails runs whose yard took too long, ends runs whose cluster was deleted, and carries on
+   * runs that stopped between two yards (an instance went down mid-step).
    */
   async sweep(now = new Date()): Promise<void> {
-    const running = await this.#db.selectFrom('cluster_runs').select(['id', 'entity_id']).where('status', '=', 'running').execute();
-    for (const { id, entity_id: entityId } of running) {
+    await this.#closeStaleVisits();
+    const running = await this.#db.selectFrom('cluster_runs').select(['id', 'entity_id', 'cluster_id']).where('status', '=', 'running').execute();
+    for (const { id, entity_id: entityId, cluster_id: clusterId } of running) {
+      if (clusterId === null) {
+        const ended = await this.#end(id, 'cancelled', 'Cancelled: the cluster was deleted');
+        if (ended?.leftYard) await this.#dock(entityId, id);
+        continue;
+      }
       const open = await this.#openVisit(id);
       if (!open) {
         // After a restart the mower is back only once its plugin has reconnected; until then, wait.
@@ -297,9 +387,26 @@ export class ClusterRuns {
     }
   }
 
+  /** Yards still open of runs that ended (an instance stopped between ending a run and closing its yard). */
+  async #closeStaleVisits(): Promise<void> {
+    const closed = await this.#db
+      .updateTable('cluster_yard_visits')
+      .set({ ended_at: new Date(), outcome: 'failed', detail: `The run ended while the mower was on this yard; ${NOT_BILLED}` })
+      .where('ended_at', 'is', null)
+      .where((eb) => eb.or([eb('run_id', 'is', null), eb('run_id', 'in', eb.selectFrom('cluster_runs').select('id').where('status', '!=', 'running'))]))
+      .returning(['run_id', 'candidate_id'])
+      .execute();
+    for (const visit of closed) this.ctx.log.warn({ runId: visit.run_id, candidateId: visit.candidate_id }, 'open yard of an ended cluster run closed; not billed');
+  }
+
   /** Takes the next step of a running run: skips what cannot be mowed, sends the mower to the next yard, or finishes. */
   advance(runId: string): Promise<void> {
-    const next = (this.#chains.get(runId) ?? Promise.resolve()).then(() => this.#advance(runId));
+    return this.#serially(runId, () => this.#advance(runId));
+  }
+
+  /** Runs `step` after whatever this instance is doing for the run. */
+  #serially<T>(runId: string, step: () => Promise<T>): Promise<T> {
+    const next = (this.#chains.get(runId) ?? Promise.resolve()).then(step);
     const settled = next.catch(() => {});
     this.#chains.set(runId, settled);
     void settled.then(() => {
@@ -312,7 +419,11 @@ export class ClusterRuns {
     for (;;) {
       const run = await this.#db.selectFrom('cluster_runs').select(['id', 'cluster_id', 'entity_id']).where('id', '=', runId).where('status', '=', 'running').executeTakeFirst();
       if (!run?.entity_id || (await this.#openVisit(runId))) return;
-      const clusterId = String(run.cluster_id);
+      if (run.cluster_id === null) {
+        await this.#end(runId, 'cancelled', 'Cancelled: the cluster was deleted');
+        return;
+      }
+      const clusterId = String(run.cluster_id); // bigint: a string from postgres.js, a number from PGlite
       const members = await this.#db
         .selectFrom('cluster_members')
         .select(['candidate_id', 'home_id', 'position', 'consent', 'zones'])
@@ -334,6 +445,7 @@ export class ClusterRuns {
         cluster_id: clusterId,
         candidate_id: yard.candidate_id,
         home_id: yard.home_id,
+        zones: yard.zones,
         ...(skip ? { ended_at: new Date(), outcome: 'skipped' as const, detail: skip } : {}),
       });
       if (!visit) return; // another instance took this step
@@ -341,21 +453,44 @@ export class ClusterRuns {
         this.ctx.log.info({ clusterId, runId, candidateId: yard.candidate_id }, skip);
         continue;
       }
-      try {
-        await this.ctx.actions.call('mammotion', 'start_zones', { zones: yard.zones }, { target: { entity_id: run.entity_id } });
-        this.ctx.log.info({ clusterId, runId, candidateId: yard.candidate_id, zones: yard.zones }, 'cluster mower sent to the next yard');
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        await this.#db
-          .updateTable('cluster_yard_visits')
-          .set({ ended_at: new Date(), outcome: 'failed', detail: `The mower did not start: ${message}` })
-          .where('id', '=', visit)
-          .where('ended_at', 'is', null)
-          .execute();
-        await this.#end(runId, 'failed', `The mower did not start on the yard ${yard.candidate_id}: ${message}`);
-      }
+      await this.#send(run.entity_id, { clusterId, runId, visitId: visit, candidateId: yard.candidate_id, zones: yard.zones });
       return;
     }
+  }
+
+  /** Sends the mower to a yard's zones, unless the run ended meanwhile; a failed start fails the run. */
+  async #send(entityId: string, yard: { clusterId: string; runId: string; visitId: string; candidateId: string; zones: string[] }): Promise<void> {
+    const { clusterId, runId, candidateId, zones } = yard;
+    // A cancel on another instance may have come since this step read the run (one on this
+    // instance waits for the step): its end closed the visit, and the mower stays home.
+    if (!(await this.#isRunning(runId))) return;
+    try {
+      await this.ctx.actions.call('mammotion', 'start_zones', { zones }, { target: { entity_id: entityId } });
+    } catch (error) {
+      const why = startFailure(error, entityId);
+      await this.#db
+        .updateTable('cluster_yard_visits')
+        .set({ ended_at: new Date(), outcome: 'failed', detail: `The mower did not start: ${why}` })
+        .where('id', '=', yard.visitId)
+        .where('ended_at', 'is', null)
+        .execute();
+      await this.#end(runId, 'failed', `The mower did not start on the yard ${candidateId}: ${why}`);
+      return;
+    }
+    this.ctx.log.info({ clusterId, runId, candidateId, zones }, 'cluster mower sent to the next yard');
+    // Ended while the mower was being sent (a cancel on another instance): call it back.
+    if (!(await this.#isRunning(runId))) await this.#dock(entityId, runId);
+  }
+
+  async #isRunning(runId: string): Promise<boolean> {
+    return (await this.#db.selectFrom('cluster_runs').select('id').where('id', '=', runId).where('status', '=', 'running').executeTakeFirst()) !== undefined;
+  }
+
+  async #dock(entityId: string | null, runId: string): Promise<void> {
+    if (!entityId) return;
+    await this.ctx.actions
+      .call('lawn_mower', 'dock', {}, { target: { entity_id: entityId } })
+      .catch((error: unknown) => this.ctx.log.warn({ err: error, runId, entityId }, 'the mower of an ended cluster run was not sent home'));
   }
 
   async #insertVisit(values: {
@@ -363,6 +498,7 @@ export class ClusterRuns {
     cluster_id: string;
     candidate_id: string;
     home_id: string | null;
+    zones: string[];
     ended_at?: Date;
     outcome?: VisitOutcome;
     detail?: string;
@@ -392,24 +528,38 @@ export class ClusterRuns {
     await this.options.positionChanged(clusterId).catch((error: unknown) => this.ctx.log.warn({ err: error, clusterId }, 'next yard not refreshed'));
   }
 
-  /** Ends a running run; the next run starts at the host's yard again. Undefined when it was not running. */
-  async #end(runId: string, status: Exclude<RunStatus, 'running'>, detail: string | null) {
+  /**
+   * Ends a running run; the next run starts at the host's yard again. A yard the mower was on is
+   * closed as failed (`leftYard`): its session is no longer this run's. Undefined when the run
+   * was not running.
+   */
+  async #end(runId: string, status: Exclude<RunStatus, 'running'>, detail: string | null, cancelledBy: string | null = null) {
     const ended = await this.#db
       .updateTable('cluster_runs')
-      .set({ status, ended_at: new Date(), detail })
+      .set({ status, ended_at: new Date(), detail, cancelled_by: cancelledBy })
       .where('id', '=', runId)
       .where('status', '=', 'running')
       .returning(['id', 'cluster_id', 'entity_id'])
       .executeTakeFirst();
     if (!ended) return undefined;
-    const clusterId = String(ended.cluster_id);
-    const first = await this.#db.selectFrom('cluster_members').select('position').where('cluster_id', '=', clusterId).orderBy('position').limit(1).executeTakeFirst();
-    await this.#setNextPosition(clusterId, first?.position ?? 0);
-    const host = await this.#db.selectFrom('cluster_clusters').select('host_home_id').where('id', '=', clusterId).executeTakeFirst();
+    const left = await this.#db
+      .updateTable('cluster_yard_visits')
+      .set({ ended_at: new Date(), outcome: 'failed', detail: status === 'cancelled' ? `Cancelled while the mower was on this yard; ${NOT_BILLED}` : `The run failed while the mower was on this yard; ${NOT_BILLED}` })
+      .where('run_id', '=', runId)
+      .where('ended_at', 'is', null)
+      .returning('candidate_id')
+      .execute();
+    const clusterId = ended.cluster_id === null ? null : String(ended.cluster_id);
+    let hostHomeId: string | null = null;
+    if (clusterId !== null) {
+      const first = await this.#db.selectFrom('cluster_members').select('position').where('cluster_id', '=', clusterId).orderBy('position').limit(1).executeTakeFirst();
+      await this.#setNextPosition(clusterId, first?.position ?? 0);
+      hostHomeId = (await this.#db.selectFrom('cluster_clusters').select('host_home_id').where('id', '=', clusterId).executeTakeFirst())?.host_home_id ?? null;
+    }
     const log = status === 'finished' || status === 'cancelled' ? this.ctx.log.info.bind(this.ctx.log) : this.ctx.log.warn.bind(this.ctx.log);
-    log({ clusterId, runId, status, detail }, 'cluster run ended');
-    this.ctx.bus.fire('cluster_run_ended', { cluster_id: clusterId, run_id: runId, status, detail }, { homeId: host?.host_home_id ?? null });
-    return { ...ended, cluster_id: clusterId };
+    log({ clusterId, runId, status, detail, cancelledBy, openYard: left[0]?.candidate_id }, 'cluster run ended');
+    this.ctx.bus.fire('cluster_run_ended', { cluster_id: clusterId, run_id: runId, status, detail }, { homeId: hostHomeId });
+    return { ...ended, leftYard: left.length > 0 };
   }
 
   #openVisit(runId: string) {
@@ -431,55 +581,60 @@ export class ClusterRuns {
   async view(runId: string): Promise<RunView | undefined> {
     const run = await this.#db.selectFrom('cluster_runs').selectAll().where('id', '=', runId).executeTakeFirst();
     if (!run) return undefined;
-    return (await this.#present([run]))[0];
+    return (await this.#present([run], 'all'))[0];
   }
 
-  /** The cluster's runs, newest first, with their visits. */
-  async list(clusterId: string, limit: number): Promise<RunView[]> {
+  /**
+   * The cluster's runs, newest first, with their visits. A member (`yards` = their homes) sees
+   * only their own yards' visits, and neither the run's detail (it may name another yard) nor
+   * the host's mower.
+   */
+  async list(clusterId: string, limit: number, yards: YardScope = 'all'): Promise<RunView[]> {
     const runs = await this.#db.selectFrom('cluster_runs').selectAll().where('cluster_id', '=', clusterId).orderBy('started_at', 'desc').limit(limit).execute();
-    return this.#present(runs);
+    return this.#present(runs, yards);
   }
 
-  async #present(runs: RunRow[]): Promise<RunView[]> {
+  async #present(runs: RunRow[], yards: YardScope): Promise<RunView[]> {
     if (runs.length === 0) return [];
-    const visits = await this.#db
+    const homes = yards === 'all' ? undefined : [...yards];
+    if (homes?.length === 0) return [];
+    let query = this.#db
       .selectFrom('cluster_yard_visits as v')
       .leftJoin('cluster_members as m', (join) => join.onRef('m.cluster_id', '=', 'v.cluster_id').onRef('m.candidate_id', '=', 'v.candidate_id'))
       .select(['v.run_id', 'v.candidate_id', 'v.home_id', 'm.position', 'v.session_id', 'v.started_at', 'v.ended_at', 'v.area_m2', 'v.outcome', 'v.detail'])
-      .where('v.run_id', 'in', runs.map((r) => r.id))
-      .orderBy('v.started_at')
-      .orderBy('m.position')
-      .execute();
+      .where('v.run_id', 'in', runs.map((r) => r.id));
+    if (homes) query = query.where('v.home_id', 'in', homes);
+    const visits = await query.orderBy('v.started_at').orderBy('m.position').execute();
     return runs.map((run) => ({
       id: run.id,
-      cluster_id: String(run.cluster_id),
+      cluster_id: run.cluster_id === null ? null : String(run.cluster_id),
       status: run.status,
       started_at: run.started_at.toISOString(),
       ended_at: run.ended_at?.toISOString() ?? null,
       position: run.position,
-      entity_id: run.entity_id,
+      entity_id: homes ? null : run.entity_id,
       slot: run.slot?.toISOString() ?? null,
-      detail: run.detail,
+      detail: homes ? null : run.detail,
       visits: visits
         .filter((v) => v.run_id === run.id)
         .map(({ run_id: _, ...v }) => ({ ...v, position: v.position ?? null, started_at: v.started_at.toISOString(), ended_at: v.ended_at?.toISOString() ?? null })),
     }));
   }
 
-  /** Mowed m² per yard (and its home) in a period, from the visits: what billing counts. */
-  async usage(clusterId: string, from: Date, to: Date) {
-    const rows = await this.#db
+  /** Mowed m² per yard (and its home) in a period, from the visits: what billing counts. A member sees their own yards only. */
+  async usage(clusterId: string, from: Date, to: Date, yards: YardScope = 'all') {
+    const homes = yards === 'all' ? undefined : [...yards];
+    let query = this.#db
       .selectFrom('cluster_yard_visits')
       .select((eb) => ['candidate_id', 'home_id', eb.fn.sum<number | string>('area_m2').as('area_m2'), eb.fn.countAll<number | string>().as('visits')])
       .where('cluster_id', '=', clusterId)
       .where('outcome', 'in', ['finished', 'interrupted'])
       .where('started_at', '>=', from)
-      .where('started_at', '<', to)
-      .groupBy(['candidate_id', 'home_id'])
-      .orderBy('candidate_id')
-      .execute();
-    const homes = rows.map((r) => ({ candidate_id: r.candidate_id, home_id: r.home_id, area_m2: Number(r.area_m2), visits: Number(r.visits) }));
-    return { cluster_id: clusterId, from: from.toISOString(), to: to.toISOString(), total_m2: homes.reduce((sum, h) => sum + h.area_m2, 0), homes };
+      .where('started_at', '<', to);
+    if (homes) query = query.where(homes.length > 0 ? (eb) => eb('home_id', 'in', homes) : (eb) => eb.lit(false));
+    const rows = await query.groupBy(['candidate_id', 'home_id']).orderBy('candidate_id').execute();
+    const list = rows.map((r) => ({ candidate_id: r.candidate_id, home_id: r.home_id, area_m2: Number(r.area_m2), visits: Number(r.visits) }));
+    return { cluster_id: clusterId, from: from.toISOString(), to: to.toISOString(), total_m2: list.reduce((sum, h) => sum + h.area_m2, 0), homes: list };
   }
 
   /** The yard at the cluster's next position, with the run mowing it (if any). */
@@ -500,9 +655,20 @@ export class ClusterRuns {
   }
 }
 
+/**
+ * Why the mower did not take a yard's zones, in words for the host. Only the Mammotion plugin
+ * has `start_zones`, and it refuses entities that are not its mowers.
+ */
+function startFailure(error: unknown, entityId: string): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'HUB_ERR_ACTION_NOT_FOUND') return 'the Mammotion plugin is not running; a cluster run sends a Mammotion mower yard by yard (mammotion.start_zones)';
+  if (code === 'HUB_ERR_ENTITY_NOT_FOUND') return `${entityId} is not a Mammotion mower; a cluster run sends the mower zone by zone, which only Mammotion mowers take`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 type RunRow = {
   id: string;
-  cluster_id: string;
+  cluster_id: string | null;
   status: RunStatus;
   started_at: Date;
   ended_at: Date | null;

@@ -1,33 +1,15 @@
 /**
- * The plugin's database as the planner core reads it: the tables of `sql/`, and how hub homes
- * and pool addresses become the planner's {@link HomeInput}s.
+ * Hub homes and pool addresses as the planner's {@link HomeInput}s, the queries that read them,
+ * and how a yard is named (candidate ids, street lines, opaque tokens).
  *
  * @module
  */
-import type { Generated, Kysely } from 'kysely';
 import type { Polygon } from 'geojson';
-import type { Database } from '../../core/db/index.js';
-import { addressKey, type BBox, type GeocodeQuality, type HomeInput } from './planner/index.js';
-import type { ClusterTables } from './tables.js';
-
-/** `sql/0002_plans_and_address_keys.sql`, on top of {@link ClusterTables}. */
-type CoreTables = {
-  cluster_proposals: {
-    id: Generated<string>;
-    host_home_id: string;
-    extract_id: string | null;
-    plan: unknown;
-    created_by: string | null;
-    created_at: Generated<Date>;
-  };
-  cluster_addresses: { address_key: string | null };
-};
-
-// An intersection of the two table maps: cluster_addresses gets the extra column.
-export type ClusterDb = Kysely<Database & ClusterTables & CoreTables>;
+import type { BBox, GeocodeQuality, HomeInput } from './planner/index.js';
+import type { ClusterDb } from './tables.js';
 
 /** Pool addresses are planner ids `address:<uuid>`; hub homes are their own uuid. */
-export const ADDRESS_PREFIX = 'address:';
+const ADDRESS_PREFIX = 'address:';
 export const addressCandidateId = (id: string) => `${ADDRESS_PREFIX}${id}`;
 export const isAddressCandidate = (candidateId: string) => candidateId.startsWith(ADDRESS_PREFIX);
 export const addressRowId = (candidateId: string) => candidateId.slice(ADDRESS_PREFIX.length);
@@ -36,16 +18,6 @@ export const addressRowId = (candidateId: string) => candidateId.slice(ADDRESS_P
 export function splitAddress(text: string | null): { street: string; city: string; state: string } {
   const [street = '', city = '', state = ''] = (text ?? '').split(',').map((part) => part.trim());
   return { street, city, state: state.replace(/\s+\d{5}(-\d{4})?$/, '') };
-}
-
-/** The street line shown for a yard: never a name, an owner or anything else about the home. */
-export function streetLine(text: string | null): string | null {
-  return splitAddress(text).street || null;
-}
-
-/** The identity of a pool address (see `planner/addresses.ts`). */
-export function poolKey(address: string, city: string): string {
-  return addressKey(address, city);
 }
 
 type HomeRow = { id: string; address: string | null; latitude: number | null; longitude: number | null };
@@ -142,7 +114,7 @@ export async function streetLines(db: ClusterDb, candidateIds: Iterable<string>)
   const uuid = /^[0-9a-f-]{36}$/i;
   const homeIds = homes.filter((id) => uuid.test(id));
   if (homeIds.length > 0) {
-    for (const row of await db.selectFrom('homes').select(['id', 'address']).where('id', 'in', homeIds).execute()) lines.set(row.id, streetLine(row.address));
+    for (const row of await db.selectFrom('homes').select(['id', 'address']).where('id', 'in', homeIds).execute()) lines.set(row.id, splitAddress(row.address).street || null);
   }
   const addressIds = addresses.map(addressRowId).filter((id) => uuid.test(id));
   if (addressIds.length > 0) {
@@ -171,3 +143,10 @@ export async function points(db: ClusterDb, candidateIds: Iterable<string>): Pro
   }
   return found;
 }
+
+/**
+ * How a yard appears to someone who may not see that home: `yard-<n>`, numbered within one
+ * stored plan or one cluster, never the home's id or street line.
+ */
+export const yardToken = (n: number) => `yard-${n}`;
+export const YARD_TOKEN = /^yard-[0-9]{1,4}$/;

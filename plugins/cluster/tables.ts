@@ -1,5 +1,12 @@
-/** The plugin's tables (sql/0001_cluster.sql), for `ctx.db.withTables<ClusterTables>()`. */
-import type { Generated } from 'kysely';
+/**
+ * The plugin's tables (`sql/`), the database handle typed with them, and the cluster id as a
+ * path parameter: what every module of the plugin shares about its storage.
+ *
+ * @module
+ */
+import { z } from '@hono/zod-openapi';
+import type { Generated, Kysely } from 'kysely';
+import type { Database } from '../../core/db/index.js';
 
 export type ConsentState = 'invited' | 'accepted' | 'declined';
 export type RunStatus = 'running' | 'finished' | 'failed' | 'cancelled';
@@ -10,6 +17,7 @@ export type VisitOutcome = 'finished' | 'interrupted' | 'skipped' | 'failed';
 export type WeeklyPlan = { days: number[]; time: string; timezone: string };
 
 // A type alias, not an interface: withTables needs an index-signature-compatible shape.
+/** Every table of `sql/0001_cluster.sql` and `sql/0002_plans_and_address_keys.sql`. */
 export type ClusterTables = {
   cluster_road_extracts: {
     id: Generated<string>;
@@ -36,6 +44,17 @@ export type ClusterTables = {
     source: Generated<string>;
     created_by: string | null;
     created_at: Generated<Date>;
+    /** The planner's address identity (`planner/addresses.ts`); unique (0002). */
+    address_key: string | null;
+  };
+  /** Plans shown by `POST /plan`, kept for an hour to be accepted (0002). */
+  cluster_proposals: {
+    id: Generated<string>;
+    host_home_id: string;
+    extract_id: string | null;
+    plan: unknown;
+    created_by: string | null;
+    created_at: Generated<Date>;
   };
   cluster_clusters: {
     id: Generated<string>; // bigint: postgres drivers return it as a string
@@ -57,9 +76,10 @@ export type ClusterTables = {
     zones: Generated<string[]>;
     updated_at: Generated<Date>;
   };
+  /** Runs and visits are billing records: they outlive their cluster (`cluster_id` null). */
   cluster_runs: {
     id: Generated<string>;
-    cluster_id: string;
+    cluster_id: string | null;
     started_at: Generated<Date>;
     ended_at: Date | null;
     status: Generated<RunStatus>;
@@ -67,13 +87,15 @@ export type ClusterTables = {
     entity_id: string | null;
     slot: Date | null;
     detail: string | null;
+    cancelled_by: string | null;
   };
   cluster_yard_visits: {
     id: Generated<string>;
-    run_id: string;
-    cluster_id: string;
+    run_id: string | null;
+    cluster_id: string | null;
     candidate_id: string;
     home_id: string | null;
+    zones: Generated<string[]>;
     session_id: string | null;
     started_at: Generated<Date>;
     ended_at: Date | null;
@@ -82,3 +104,17 @@ export type ClusterTables = {
     detail: string | null;
   };
 };
+
+/** The database as the plugin reads it: the hub's tables and {@link ClusterTables}. */
+export type ClusterDb = Kysely<Database & ClusterTables>;
+
+/**
+ * `{id}` of every `/clusters/{id}/…` route. Cluster ids are a bigint column, which the
+ * postgres drivers hand over as text: digits only, at most 18 of them (within int8).
+ */
+export const ClusterIdParam = z.object({
+  id: z
+    .string()
+    .regex(/^[0-9]{1,18}$/, 'a cluster id (digits)')
+    .openapi({ param: { name: 'id', in: 'path' }, example: '1' }),
+});

@@ -42,6 +42,7 @@ export default definePlugin({
 
   async setup(ctx) {
     const db = ctx.db.withTables<MammotionTables>();
+    ctx.bus.reserve('mowing_session_ended'); // billing and cluster runs count its m²: nobody else may fire one
     const sessions = new SessionTracker(ctx.db, (ended) => void ctx.bus.fire('mowing_session_ended', ended, { homeId: ended.home_id }), ctx.log);
     const links = new Map<string, AccountLink>();
     const mowers = new Map<string, MowerDriver>();

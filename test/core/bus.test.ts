@@ -1,6 +1,9 @@
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
-import { canSee, EventBus, type EventRelay, type HubEvent } from '../../core/bus/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canSee, EventBus, KERNEL, type EventRelay, type HubEvent } from '../../core/bus/index.js';
+import { definePlugin, type PluginContext } from '../../core/plugin.js';
+import { createTestHub, type TestHub } from '../harness/index.js';
+import { WsClient } from '../harness/ws.js';
 
 function busWithLog() {
   const lines: Record<string, unknown>[] = [];
@@ -96,5 +99,100 @@ describe('EventBus', () => {
     expect(canSee({ event_type: 'call_service', home_id: null }, member)).toBe(false);
     expect(canSee({ event_type: 'call_service', home_id: null }, admin)).toBe(true);
     expect(canSee({ event_type: 'x', home_id: 'h2' }, admin)).toBe(true);
+  });
+});
+
+describe('reserved event types', () => {
+  it('holds the kernel’s types from the start, and a plugin’s until it lets go', () => {
+    const { bus } = busWithLog();
+    expect(bus.reservedBy('state_changed')).toBe(KERNEL);
+    expect(bus.reservedBy('home_updated')).toBe(KERNEL);
+    expect(bus.reservedBy('mowing_session_ended')).toBeUndefined();
+
+    const release = bus.reserve('plugin:mower', ['mowing_session_ended', 'mower_billed']);
+    expect(bus.reservedBy('mowing_session_ended')).toBe('plugin:mower');
+    // Nobody else takes them, nor the kernel's; a refused reservation takes nothing.
+    expect(() => bus.reserve('plugin:other', ['other_event', 'mower_billed'])).toThrow(/mower_billed is reserved by plugin:mower/);
+    expect(bus.reservedBy('other_event')).toBeUndefined();
+    expect(() => bus.reserve('plugin:other', ['state_changed'])).toThrow(/reserved by hub/);
+    // The bus itself still fires them: it is how the owner does.
+    const seen: string[] = [];
+    bus.on('mowing_session_ended', (e) => void seen.push(e.event_type));
+    bus.fire('mowing_session_ended', {});
+    expect(seen).toEqual(['mowing_session_ended']);
+
+    release();
+    expect(bus.reservedBy('mowing_session_ended')).toBeUndefined();
+    expect(bus.reservedBy('state_changed')).toBe(KERNEL);
+  });
+
+  describe('through the APIs', () => {
+    let t: TestHub;
+    let url: string;
+    let owner: { id: string; token: string };
+    let homeId: string;
+    let mower: PluginContext<unknown> | undefined;
+    let other: PluginContext<unknown> | undefined;
+    const plugin = (id: string, setup: (ctx: PluginContext<unknown>) => void) => ({ definition: definePlugin({ id, version: '1.0.0', hub: '*', setup }) });
+
+    beforeAll(async () => {
+      t = await createTestHub({}, {
+        plugins: [
+          plugin('mower', (ctx) => {
+            mower = ctx;
+            ctx.bus.reserve('mowing_session_ended');
+          }),
+          plugin('other', (ctx) => void (other = ctx)),
+        ],
+      });
+      ({ url } = await t.hub.listen());
+      owner = await t.createUser('owner@example.com');
+      homeId = await t.createHome(owner.token);
+    });
+    afterAll(() => t.stop());
+
+    const fireRest = (type: string) => t.request(`/api/events/${type}`, { token: owner.token, json: { home_id: homeId, area_m2: 1e6 } });
+
+    it('refuses users through REST and the WebSocket with a coded 403, and other plugins; the owner fires', async () => {
+      const seen: HubEvent[] = [];
+      t.hub.bus.on('mowing_session_ended', (e) => void seen.push(e));
+
+      const rest = await fireRest('mowing_session_ended');
+      expect(rest.status).toBe(403);
+      expect(await rest.json()).toEqual({ error: { code: 'HUB_ERR_FORBIDDEN', message: 'mowing_session_ended is fired by the mower plugin only' } });
+
+      const ws = await WsClient.authenticated(url, owner.token);
+      const reply = await ws.command({ id: 1, type: 'fire_event', event_type: 'mowing_session_ended', event_data: { home_id: homeId } });
+      expect(reply).toMatchObject({ success: false, error: { code: 'unauthorized', hub_code: 'HUB_ERR_FORBIDDEN', message: 'mowing_session_ended is fired by the mower plugin only' } });
+      ws.close();
+
+      expect(() => other!.bus.fire('mowing_session_ended', {})).toThrow(expect.objectContaining({ code: 'HUB_ERR_FORBIDDEN' }));
+      expect(() => other!.bus.fire('home_updated', { home_id: homeId, changed: [] })).toThrow(/fired by the hub only/);
+      expect(seen).toEqual([]);
+
+      mower!.bus.fire('mowing_session_ended', { area_m2: 3 }, { homeId });
+      expect(seen.map((e) => e.data)).toEqual([{ area_m2: 3 }]);
+      // Types nobody reserved stay open to all.
+      expect((await fireRest('lawn_watered')).status).toBe(200);
+    });
+
+    it('lets go when the plugin stops, and holds again when it starts', async () => {
+      await t.hub.plugins.disable('mower');
+      expect((await fireRest('mowing_session_ended')).status).toBe(200);
+      await t.hub.plugins.enable('mower');
+      expect((await fireRest('mowing_session_ended')).status).toBe(403);
+    });
+
+    it('fails the setup of a plugin that reserves what another holds', async () => {
+      const hub = await createTestHub({}, {
+        plugins: [plugin('first', (ctx) => ctx.bus.reserve('yard_billed')), plugin('second', (ctx) => ctx.bus.reserve('yard_billed'))],
+      });
+      try {
+        expect(hub.hub.plugins.get('second')).toMatchObject({ status: 'failed', error: 'yard_billed is reserved by plugin:first' });
+        expect(hub.hub.bus.reservedBy('yard_billed')).toBe('plugin:first');
+      } finally {
+        await hub.stop();
+      }
+    });
   });
 });

@@ -28,7 +28,7 @@ const NODE_TYPES = [
   'hub-wait-until',
 ];
 
-/** A plugin with a pump (`switch.pump`) and `nrtest.turn_on`, which sets it on at a speed. */
+/** A plugin with a pump (`switch.pump`), `nrtest.turn_on`, which sets it on at a speed, and an event only it fires (`nrtest_reading`). */
 function pumpPlugin() {
   const calls: { speed: number; entityIds: string[] }[] = [];
   let context: PluginContext<unknown> | undefined;
@@ -39,6 +39,7 @@ function pumpPlugin() {
     hub: '*',
     setup(ctx) {
       context = ctx;
+      ctx.bus.reserve('nrtest_reading');
       ctx.actions.register({
         domain: 'nrtest',
         name: 'turn_on',
@@ -338,6 +339,7 @@ describe('the hub nodes in deployed flows', () => {
       { id: 'only', type: 'switch', property: 'topic', propertyType: 'msg', rules: [{ t: 'eq', v: 'nr_ping2', vt: 'str' }], checkall: 'true', outputs: 1, wires: [['pongAll']] },
       fire('pongAll', 'nr_pong_all', { data: '{"seen": true}' }),
       { id: 'kernel', type: 'inject', props: [{ p: 'event_type', v: 'state_changed', vt: 'str' }], repeat: '', once: false, wires: [['forged']] },
+      { id: 'plugin', type: 'inject', props: [{ p: 'event_type', v: 'nrtest_reading', vt: 'str' }], repeat: '', once: false, wires: [['forged']] },
       fire('forged', ''),
       { id: 'catch', type: 'catch', scope: ['forged'], uncaught: false, wires: [['why']] },
       { id: 'why', type: 'change', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: 'error.message', tot: 'msg' }], wires: [['refused']] },
@@ -356,6 +358,12 @@ describe('the hub nodes in deployed flows', () => {
     await until(() => fired('nr_refused'), (all) => all.length === 1);
     expect(fired('nr_refused')[0]!.payload).toMatch(/state_changed is fired by the hub only/);
     expect(fired('state_changed').length).toBe(stateChanges);
+
+    // Flows are deployed by users who may automate, not only admins: a plugin's reserved events are refused too.
+    expect((await red('/inject/plugin', { method: 'POST' })).status).toBe(200);
+    await until(() => fired('nr_refused'), (all) => all.length === 2);
+    expect(fired('nr_refused')[1]!.payload).toMatch(/nrtest_reading is fired by the nrtest plugin only/);
+    expect(fired('nrtest_reading')).toEqual([]);
   });
 
   it('holds messages until a state is met, or times out', async () => {

@@ -5,7 +5,7 @@
  * ("this hub" or a remote hub), through its actions:
  *
  * - mode `plan`: the cluster a host home could serve (`cluster.plan`): msg.payload becomes
- *   {hostId, members, rejected (with reasons), route, warnings}. The host home is
+ *   {plan_id, host_id, host_status, members, rejected (with reasons), route, warnings}. The host home is
  *   msg.payload.hostHomeId (or host_home_id, home_id), else the node's.
  * - mode `next-yard`: the yard a cluster's mower mows now or next (`cluster.next_yard`):
  *   msg.payload becomes {cluster_id, position, candidate_id, home_id, consent, zones, run_id},
@@ -17,6 +17,8 @@
  */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// The pattern of ClusterIdParam in ../tables.ts (the hub's bigint cluster ids); Node-RED loads
+// this file as plain CommonJS, so it cannot import the TypeScript one.
 const CLUSTER_ID = /^[0-9]{1,18}$/;
 
 /** @param {unknown} value */

@@ -15,7 +15,6 @@ create table cluster_road_extracts (
   fetched_at timestamptz not null default now(),
   created_by uuid references users (id) on delete set null
 );
-create index cluster_road_extracts_query on cluster_road_extracts (query) where query is not null;
 
 -- Address points outside the hub's homes: imported for prospecting, or registered through the
 -- original API's compatibility endpoints (role host or neighbor).
@@ -62,29 +61,34 @@ create table cluster_members (
 );
 create index cluster_members_home on cluster_members (home_id);
 
--- One walk of a cluster's route by the host mower.
+-- One walk of a cluster's route by the host mower. Runs and their visits are billing records:
+-- they outlive their cluster (deleted, or gone with its host home), which leaves cluster_id null.
 create table cluster_runs (
   id uuid primary key default gen_random_uuid(),
-  cluster_id bigint not null references cluster_clusters (id) on delete cascade,
+  cluster_id bigint references cluster_clusters (id) on delete set null,
   started_at timestamptz not null default now(),
   ended_at timestamptz,
   status text not null default 'running', -- running | finished | failed | cancelled
   position integer not null default 0,      -- the member position of the yard being mowed
   entity_id text,                           -- the host's mower walking the route; null if none was there
   slot timestamptz,                         -- the weekly-plan time it started for; null when started by hand
-  detail text
+  detail text,                              -- why it failed or was cancelled; shown to the host home
+  cancelled_by uuid references users (id) on delete set null -- who cancelled it (never shown in detail)
 );
 -- One open run per cluster, and one run per weekly slot, whichever instance starts it.
 create unique index cluster_runs_open on cluster_runs (cluster_id) where ended_at is null;
 create unique index cluster_runs_slot on cluster_runs (cluster_id, slot); -- nulls (runs started by hand) never clash
+create index cluster_runs_mower on cluster_runs (entity_id) where status = 'running';
 
--- A yard mowed during a run: the area counted for that yard's home (billing reads this).
+-- A yard mowed during a run: the area counted for that yard's home (billing reads this). It
+-- keeps its home, candidate, area and times when its run or cluster is deleted.
 create table cluster_yard_visits (
   id uuid primary key default gen_random_uuid(),
-  run_id uuid not null references cluster_runs (id) on delete cascade,
-  cluster_id bigint not null references cluster_clusters (id) on delete cascade,
+  run_id uuid references cluster_runs (id) on delete set null,
+  cluster_id bigint references cluster_clusters (id) on delete set null,
   candidate_id text not null,
   home_id uuid references homes (id) on delete set null,
+  zones text[] not null default '{}',      -- the zones the mower was sent to: a session must overlap them
   session_id uuid,                         -- the mower's mowing session
   started_at timestamptz not null default now(),
   ended_at timestamptz,
@@ -95,3 +99,6 @@ create table cluster_yard_visits (
   unique (run_id, candidate_id)
 );
 create index cluster_yard_visits_home on cluster_yard_visits (home_id, started_at desc);
+create index cluster_yard_visits_cluster on cluster_yard_visits (cluster_id, started_at);
+-- A session bills at most one yard, whichever instance hears of it first.
+create unique index cluster_yard_visits_session on cluster_yard_visits (session_id);

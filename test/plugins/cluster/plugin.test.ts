@@ -1,7 +1,7 @@
 /**
  * The cluster plugin end to end on a real hub: road extracts (import, Overpass with its cache),
  * the address pool, plans for homes with a mower, accepting a plan, consent, zones, the map and
- * the cluster entities. Roads are the committed OSM extracts (test/plugins/cluster/data, ODbL);
+ * the cluster entities, what each caller may see of other homes, and another instance's changes. Roads are the committed OSM extracts (test/plugins/cluster/data, ODbL);
  * homes stand on the Rochester county points the research names (SPEC §1.8). Overpass is a local
  * HTTP server speaking its wire format; nothing leaves the machine.
  */
@@ -10,7 +10,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Feature, FeatureCollection, LineString, Polygon } from 'geojson';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createContext, type HubEvent } from '../../../core/bus/index.js';
 import { definePlugin, type PluginContext } from '../../../core/plugin.js';
 import cluster from '../../../plugins/cluster/index.js';
 import { createTestHub, type TestHub } from '../../harness/index.js';
@@ -52,11 +54,25 @@ function overpassAnswer(extract: FeatureCollection): unknown {
   };
 }
 
+type Pair = { candidate_id: string; address: string | null; reason: string; dist_m: number };
+type PlanView = {
+  plan_id: string;
+  host_id: string;
+  host_status: string;
+  extract_id: string;
+  warnings: string[];
+  members: Pair[];
+  rejected: Pair[];
+  route: { order: string[]; length_m: number } | null;
+};
+type Member = { candidate_id: string; home_id: string | null; address: string | null; position: number; consent: string; zones: string[] };
+type ClusterView = { id: string; host_home_id: string; members: Member[]; route: { order: string[]; length_m: number } };
+
 describe('cluster plugin', () => {
   let t: TestHub;
   let overpass: Server;
   const overpassQueries: string[] = [];
-  let overpassMode: 'ok' | 'fail' = 'ok';
+  let overpassMode: 'ok' | 'fail' | 'slow' = 'ok';
   let mowerPlugin: PluginContext | undefined;
   let admin: string;
   let owner: { id: string; token: string };
@@ -72,6 +88,19 @@ describe('cluster plugin', () => {
   const code = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
   const raw = (path: string, body: string, token = admin) =>
     t.hub.app.request(`/api/plugins/cluster${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+  const plan = async (hostHomeId: string, token = admin) => {
+    const res = await api('/plan', { token, json: { host_home_id: hostHomeId } });
+    expect(res.status).toBe(200);
+    return (await res.json()) as PlanView;
+  };
+  const candidates = (p: PlanView) => [...p.members, ...p.rejected].map((c) => c.candidate_id);
+  const clusterAs = async (token: string) => {
+    const res = await api(`/clusters/${clusterId}`, { token });
+    expect(res.status).toBe(200);
+    return (await res.json()) as ClusterView;
+  };
+  const modelsBuilt = () => t.logs.filter((l) => l.msg === 'road model built').length;
+  const giveMower = (homeId: string, name: string) => mowerPlugin!.entities.register({ entity_id: `lawn_mower.${name}`, home_id: homeId, initial: { state: 'docked' } });
 
   beforeAll(async () => {
     overpass = createServer((req, res) => {
@@ -85,7 +114,8 @@ describe('cluster plugin', () => {
         } else if (overpassMode === 'fail') {
           res.writeHead(504, { 'content-type': 'text/plain' }).end('Dispatcher_Client::request_read_and_idx::timeout');
         } else {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(overpassAnswer(load('german-street.geojson'))));
+          // Slow: both of two identical requests are on their way before either is answered.
+          setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(overpassAnswer(load('german-street.geojson')))), overpassMode === 'slow' ? 200 : 0);
         }
       });
     });
@@ -113,7 +143,7 @@ describe('cluster plugin', () => {
       h925: await home(admin, 'North Side', ROCHESTER.h925),
       h1001: await home(stranger.token, 'Stranger Place', ROCHESTER.h1001),
     };
-    await mowerPlugin!.entities.register({ entity_id: 'lawn_mower.host_mower', home_id: homes.h931, initial: { state: 'docked' } });
+    await giveMower(homes.h931, 'host_mower');
   });
   afterAll(async () => {
     await t?.stop();
@@ -129,9 +159,10 @@ describe('cluster plugin', () => {
       const res = await api('/roads', { json: { name: 'Rochester SW', roads: load('rochester-roads.geojson') } });
       expect(res.status).toBe(201);
       const body = (await res.json()) as Record<string, unknown>;
-      expect(body).toMatchObject({ name: 'Rochester SW', source: 'geojson', ways: 291, cached: false });
-      expect(body.barrierWays).toBe(291);
+      expect(body).toMatchObject({ name: 'Rochester SW', source: 'geojson', ways: 291, barrier_ways: 291, cached: false });
       expect(body.segments).toEqual(expect.any(Number));
+      expect(body.build_ms).toEqual(expect.any(Number));
+      expect(body.fetched_at).toEqual(expect.any(String));
       expect(body.faces).toBeGreaterThan(10);
       expect(body.bbox).toEqual([expect.closeTo(-92.5319, 3), expect.closeTo(44.0028, 3), expect.closeTo(-92.4866, 3), expect.closeTo(44.0325, 3)]);
       rochesterId = body.id as string;
@@ -140,7 +171,7 @@ describe('cluster plugin', () => {
       expect(german.status).toBe(201);
       const built = (await german.json()) as Record<string, unknown>;
       // Every line with a highway tag counts as a way; only the four residential streets are roads.
-      expect(built).toMatchObject({ source: 'osm-xml', bbox: GERMAN_BOUNDS, barrierWays: 4 });
+      expect(built).toMatchObject({ source: 'osm-xml', bbox: GERMAN_BOUNDS, barrier_ways: 4 });
       expect(built.ways).toBe(15);
       germanId = built.id as string;
     });
@@ -178,11 +209,22 @@ describe('cluster plugin', () => {
       expect(tooLarge.status).toBe(413);
       expect(await code(tooLarge)).toBe('HUB_ERR_PAYLOAD_TOO_LARGE');
       // Other routes keep the hub's limit.
-      expect((await raw('/plan', JSON.stringify({ hostHomeId: homes.h931 }) + ' '.repeat(1536 * 1024))).status).toBe(413);
+      expect((await raw('/plan', JSON.stringify({ host_home_id: homes.h931 }) + ' '.repeat(1536 * 1024))).status).toBe(413);
 
       expect((await api(`/roads/${padded}`, { method: 'DELETE', token: owner.token })).status).toBe(403);
       expect((await api(`/roads/${padded}`, { method: 'DELETE' })).status).toBe(204);
       expect(await code(await api(`/roads/${padded}`, { method: 'DELETE' }))).toBe('HUB_ERR_ROAD_EXTRACT_NOT_FOUND');
+    });
+
+    it('refuses a large import from anyone but an administrator before parsing it', async () => {
+      // Malformed JSON: a parsed body would answer 400 HUB_ERR_MALFORMED_JSON.
+      const malformed = await raw('/roads', `{"name": ${' '.repeat(1536 * 1024)}`, owner.token);
+      expect(malformed.status).toBe(403);
+      expect(await code(malformed)).toBe('HUB_ERR_FORBIDDEN');
+      // Well-formed but invalid: a validated body would answer 400 HUB_ERR_VALIDATION.
+      const invalid = await raw('/roads', JSON.stringify({ name: 'x', roads: 'a road' }) + ' '.repeat(1536 * 1024), owner.token);
+      expect(await code(invalid)).toBe('HUB_ERR_FORBIDDEN');
+      expect((await raw('/roads', ' '.repeat(2560 * 1024), owner.token)).status).toBe(413);
     });
   });
 
@@ -192,8 +234,8 @@ describe('cluster plugin', () => {
     it('fetches a box once, serves the stored extract after that, and fetches again on refresh', async () => {
       const first = await api('/roads/overpass', { json: { bbox } });
       expect(first.status).toBe(201);
-      const fetched = (await first.json()) as { id: string; source: string; query: string; barrierWays: number; cached: boolean };
-      expect(fetched).toMatchObject({ source: 'overpass', barrierWays: 4, cached: false });
+      const fetched = (await first.json()) as { id: string; source: string; query: string; barrier_ways: number; cached: boolean };
+      expect(fetched).toMatchObject({ source: 'overpass', barrier_ways: 4, cached: false });
       expect(fetched.query).toBe(overpassQueries[0]);
       expect(overpassQueries[0]).toContain('(48.1345,10.0675,48.1375,10.0715)');
 
@@ -207,6 +249,26 @@ describe('cluster plugin', () => {
       expect(await refreshed.json()).toMatchObject({ id: fetched.id, cached: false });
       expect(overpassQueries).toHaveLength(2);
       await api(`/roads/${fetched.id}`, { method: 'DELETE' });
+    });
+
+    it('stores two identical requests made at once once', async () => {
+      const box = [10.0674, 48.1344, 10.0716, 48.1376];
+      const asked = overpassQueries.length;
+      overpassMode = 'slow';
+      let answers: Response[];
+      try {
+        answers = await Promise.all([api('/roads/overpass', { json: { bbox: box } }), api('/roads/overpass', { json: { bbox: box } })]);
+      } finally {
+        overpassMode = 'ok';
+      }
+      expect(overpassQueries.length).toBe(asked + 2); // both went out: neither found the other's row in time
+      const bodies = (await Promise.all(answers.map((r) => r.json()))) as { id: string; query: string; cached: boolean }[];
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 201]);
+      expect(bodies[0]!.id).toBe(bodies[1]!.id);
+      const rows = await sql<{ n: number }>`select count(*)::int as n from cluster_road_extracts where query = ${bodies[0]!.query}`.execute(t.hub.database.db);
+      expect(rows.rows[0]!.n).toBe(1);
+      expect((await (await api('/roads')).json()) as unknown[]).toHaveLength(3);
+      await api(`/roads/${bodies[0]!.id}`, { method: 'DELETE' });
     });
 
     it('reports Overpass failures as upstream errors, and is for administrators only', async () => {
@@ -224,80 +286,114 @@ describe('cluster plugin', () => {
   });
 
   describe('plans', () => {
-    it("plans a home's cluster: neighbours by street line only, in route order", async () => {
+    it("plans a home's cluster: other people's homes as yard tokens, pool addresses by street line; admins see all", async () => {
       // The county's point for 937 is in the address pool too, with its building: the hub home is still the one invited.
       const [lon, lat] = [ROCHESTER.h937.longitude, ROCHESTER.h937.latitude];
       const d = 0.00005;
       const footprint = { type: 'Polygon', coordinates: [[[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]] };
       expect((await api('/addresses', { json: { addresses: [{ address: '937 STONE SLOPE LN SW', city: 'ROCHESTER', state: 'MN', footprint }] } })).status).toBe(201);
 
-      const res = await api('/plan', { token: owner.token, json: { hostHomeId: homes.h931 } });
-      expect(res.status).toBe(200);
-      const plan = (await res.json()) as {
-        planId: string;
-        hostId: string;
-        hostStatus: string;
-        extractId: string;
-        warnings: string[];
-        members: { candidateId: string; address: string; reason: string }[];
-        rejected: { candidateId: string; reason: string }[];
-        route: { order: string[]; lengthM: number };
-      };
-      expect(plan).toMatchObject({ hostId: homes.h931, hostStatus: 'ok', extractId: rochesterId, warnings: [] });
-      const members = Object.fromEntries(plan.members.map((m) => [m.candidateId, m]));
+      const full = await plan(homes.h931);
+      expect(full).toMatchObject({ host_id: homes.h931, host_status: 'ok', extract_id: rochesterId, warnings: [] });
+      const members = Object.fromEntries(full.members.map((m) => [m.candidate_id, m]));
       expect(members[homes.h925]).toMatchObject({ address: '925 Stone Slope Ln SW', reason: 'direct' });
       expect(members[homes.h949]).toMatchObject({ address: '949 Stone Slope Ln SW', reason: 'detour' }); // round the cul-de-sac tip
       expect(members[homes.h937]).toMatchObject({ address: '937 Stone Slope Ln SW', reason: 'direct' });
-      expect(plan.rejected.find((r) => r.candidateId.startsWith('address:'))).toMatchObject({ reason: 'duplicate' });
-      expect(plan.members.length).toBeLessThanOrEqual(4);
-      expect([...plan.route.order].sort()).toEqual(plan.members.map((m) => m.candidateId).sort());
-      expect(plan.members.map((m) => m.candidateId)).not.toContain(homes.h1001); // 110 m away
-      // Other homes show as ids and street lines: never their names, owners or members.
-      const text = JSON.stringify(plan);
-      for (const secret of ['Secret Garden', 'Round the Corner', 'neighbour@example.com', 'Rochester, MN']) expect(text).not.toContain(secret);
-      planId = plan.planId;
+      expect(full.rejected.find((r) => r.candidate_id.startsWith('address:'))).toMatchObject({ reason: 'duplicate' });
+      expect(full.members.length).toBeLessThanOrEqual(4);
+      expect([...full.route!.order].sort()).toEqual(full.members.map((m) => m.candidate_id).sort());
+      expect(full.members.map((m) => m.candidate_id)).not.toContain(homes.h1001); // 110 m away
+
+      // The host's owner: the neighbours' homes are yard-<n> in route order, with no address.
+      const own = await plan(homes.h931, owner.token);
+      expect(own).toMatchObject({ host_id: homes.h931, host_status: 'ok', extract_id: rochesterId });
+      expect(own.route!.order).toEqual(full.route!.order.map((_, i) => `yard-${i + 1}`));
+      expect(own.members.map((m) => m.dist_m)).toEqual(full.members.map((m) => m.dist_m));
+      expect(own.members.every((m) => /^yard-\d+$/.test(m.candidate_id) && m.address === null)).toBe(true);
+      // A pool address is an address point, not a person's home: it keeps its street line.
+      expect(own.rejected.find((r) => r.candidate_id.startsWith('address:'))).toMatchObject({ reason: 'duplicate', address: '937 STONE SLOPE LN SW' });
+      const text = JSON.stringify(own);
+      for (const secret of [homes.h925, homes.h937, homes.h943, homes.h949, homes.h1001, '925 Stone Slope', '949 Stone Slope', 'Secret Garden', 'neighbour@example.com', 'Rochester, MN']) {
+        expect(text).not.toContain(secret);
+      }
+      planId = own.plan_id;
     });
 
-    it("answers 404 for another user's home and for no home, 422 without coordinates or road data", async () => {
-      const other = await api('/plan', { token: owner.token, json: { hostHomeId: homes.h937 } });
+    it('takes hostHomeId for host_home_id', async () => {
+      const res = await api('/plan', { json: { hostHomeId: homes.h931 } });
+      expect(((await res.json()) as PlanView).host_id).toBe(homes.h931);
+      expect(await code(await api('/plan', { json: {} }))).toBe('HUB_ERR_VALIDATION');
+    });
+
+    it("answers 404 for another user's home, 409 without a mower, 422 without coordinates or road data", async () => {
+      const other = await api('/plan', { token: owner.token, json: { host_home_id: homes.h937 } });
       expect(other.status).toBe(404);
       expect(await code(other)).toBe('HUB_ERR_HOME_NOT_FOUND');
-      expect(await code(await api('/plan', { json: { hostHomeId: crypto.randomUUID() } }))).toBe('HUB_ERR_HOME_NOT_FOUND');
-      expect(await code(await api('/plan', { token: owner.token, json: { hostHomeId: 'not-a-uuid' } }))).toBe('HUB_ERR_VALIDATION');
+      expect(await code(await api('/plan', { json: { host_home_id: crypto.randomUUID() } }))).toBe('HUB_ERR_HOME_NOT_FOUND');
+      expect(await code(await api('/plan', { token: owner.token, json: { host_home_id: 'not-a-uuid' } }))).toBe('HUB_ERR_VALIDATION');
+
+      // Without a mower a member cannot plan: a home placed anywhere must not sweep its neighbours.
+      const noMower = await api('/plan', { token: neighbour.token, json: { host_home_id: homes.h937 } });
+      expect(noMower.status).toBe(409);
+      expect(await code(noMower)).toBe('HUB_ERR_CLUSTER_NO_MOWER');
+      // An administrator may (prospecting), and is warned.
+      expect((await plan(homes.h937)).warnings).toContain('host_has_no_mower');
 
       const cabin = await t.createHome(owner.token, { name: 'Cabin' });
-      const noPoint = await api('/plan', { token: owner.token, json: { hostHomeId: cabin } });
+      expect(await code(await api('/plan', { token: owner.token, json: { host_home_id: cabin } }))).toBe('HUB_ERR_CLUSTER_NO_MOWER');
+      const noPoint = await api('/plan', { json: { host_home_id: cabin } });
       expect(noPoint.status).toBe(422);
       expect(await code(noPoint)).toBe('HUB_ERR_HOME_NO_LOCATION');
 
       // The original's placeholder row, 30 km east of the road data: the planner fails closed.
       const far = await t.createHome(owner.token, { name: 'Far', latitude: 44.0123, longitude: -92.1234 });
-      const noRoads = await api('/plan', { token: owner.token, json: { hostHomeId: far } });
+      const noRoads = await api('/plan', { json: { host_home_id: far } });
       expect(noRoads.status).toBe(422);
       expect(await code(noRoads)).toBe('HUB_ERR_CLUSTER_NO_ROAD_DATA');
-      const withoutMower = (await (await api('/plan', { token: neighbour.token, json: { hostHomeId: homes.h937 } })).json()) as { warnings: string[] };
-      expect(withoutMower.warnings).toContain('host_has_no_mower');
     });
 
     it('follows homes as they move, without rebuilding the roads', async () => {
-      const memberIds = async () =>
-        ((await (await api('/plan', { token: owner.token, json: { hostHomeId: homes.h931 } })).json()) as { members: { candidateId: string }[]; rejected: { candidateId: string }[] });
       const moved = await t.request(`/api/homes/${homes.h925}`, { method: 'PATCH', token: admin, json: { latitude: 44.02, longitude: -92.52 } });
       expect(moved.status).toBe(200);
-      const away = await memberIds();
-      expect([...away.members, ...away.rejected].map((p) => p.candidateId)).not.toContain(homes.h925);
+      expect(candidates(await plan(homes.h931))).not.toContain(homes.h925);
       await t.request(`/api/homes/${homes.h925}`, { method: 'PATCH', token: admin, json: ROCHESTER.h925 });
-      expect((await memberIds()).members.map((m) => m.candidateId)).toContain(homes.h925);
+      expect((await plan(homes.h931)).members.map((m) => m.candidate_id)).toContain(homes.h925);
       expect(t.logs.filter((l) => l.msg === 'road model built' && l.extract === rochesterId)).toHaveLength(0); // built at import, kept since
     });
 
-    it('plans every host at once (admin)', async () => {
+    it('does not plan a home again when only its name changed', async () => {
+      // The row moves behind the planner's back; a rename must not make the planner read it.
+      await sql`update homes set latitude = 44.02, longitude = -92.52 where id = ${homes.h925}`.execute(t.hub.database.db);
+      try {
+        expect((await t.request(`/api/homes/${homes.h925}`, { method: 'PATCH', token: admin, json: { name: 'North Side, renamed' } })).status).toBe(200);
+        expect((await plan(homes.h931)).members.map((m) => m.candidate_id)).toContain(homes.h925);
+      } finally {
+        await sql`update homes set latitude = ${ROCHESTER.h925.latitude}, longitude = ${ROCHESTER.h925.longitude} where id = ${homes.h925}`.execute(t.hub.database.db);
+      }
+    });
+
+    it('plans every host at once (admin), and says why a host has no plan', async () => {
       expect((await api('/plan-all', { method: 'POST', token: owner.token })).status).toBe(403);
-      const res = await api('/plan-all', { method: 'POST' });
-      expect(res.status).toBe(200);
-      const all = (await res.json()) as { clusters: { hostId: string; members: unknown[] }[]; stats: { hosts: number; assigned: number; ms: number } };
-      expect(all.clusters.map((c) => c.hostId)).toEqual([homes.h931]);
-      expect(all.stats).toMatchObject({ hosts: 1, assigned: all.clusters[0]!.members.length });
+      // A host without a point, and one the planner has not seen (its row changed without an event).
+      const nowhere = await t.createHome(admin, { name: 'Nowhere' });
+      const unseen = await t.createHome(admin, { name: 'Unseen' });
+      await sql`update homes set latitude = 44.02, longitude = -92.52 where id = ${unseen}`.execute(t.hub.database.db);
+      const mowers = [await giveMower(nowhere, 'nowhere'), await giveMower(unseen, 'unseen')];
+      try {
+        const res = await api('/plan-all', { method: 'POST' });
+        expect(res.status).toBe(200);
+        const all = (await res.json()) as {
+          clusters: { host_id: string; members: unknown[] }[];
+          unplanned: { host_id: string; reason: string }[];
+          stats: { hosts: number; assigned: number; ms: number };
+        };
+        expect(all.clusters.map((c) => c.host_id).sort()).toEqual([homes.h931, unseen].sort());
+        expect(all.unplanned).toEqual([{ host_id: nowhere, reason: 'no_location' }]);
+        expect(all.stats).toMatchObject({ hosts: 3, assigned: all.clusters.reduce((n, c) => n + c.members.length, 0) });
+      } finally {
+        for (const mower of mowers) mower.remove();
+        for (const id of [nowhere, unseen]) await t.request(`/api/homes/${id}`, { method: 'DELETE', token: admin });
+      }
     });
   });
 
@@ -305,56 +401,92 @@ describe('cluster plugin', () => {
     it('a plan is accepted by its host owner only; the cluster keeps the route order and invites the members', async () => {
       expect(await code(await api(`/clusters/${planId}/accept`, { method: 'POST', token: stranger.token }))).toBe('HUB_ERR_CLUSTER_PLAN_NOT_FOUND');
       expect(await code(await api(`/clusters/${crypto.randomUUID()}/accept`, { method: 'POST', token: owner.token }))).toBe('HUB_ERR_CLUSTER_PLAN_NOT_FOUND');
-      const notInPlan = await api(`/clusters/${planId}/accept`, { token: owner.token, json: { members: [homes.h1001] } });
+      const notInPlan = await api(`/clusters/${planId}/accept`, { token: owner.token, json: { members: ['yard-99'] } });
       expect(await code(notInPlan)).toBe('HUB_ERR_VALIDATION');
+      // A hidden home named by its id is not taken: accept must not tell who lives near.
+      const byId = await api(`/clusters/${planId}/accept`, { token: owner.token, json: { members: [homes.h937] } });
+      expect(await code(byId)).toBe('HUB_ERR_VALIDATION');
 
       const res = await api(`/clusters/${planId}/accept`, { method: 'POST', token: owner.token });
       expect(res.status).toBe(201);
-      const created = (await res.json()) as { id: string; hostHomeId: string; members: { candidateId: string; position: number; consent: string; address: string }[]; route: { order: string[] } };
+      const created = (await res.json()) as ClusterView & { skipped: unknown[] };
       clusterId = created.id;
-      expect(created.hostHomeId).toBe(homes.h931);
-      expect(created.members[0]).toMatchObject({ candidateId: homes.h931, position: 0, consent: 'accepted', address: '931 Stone Slope Ln SW' });
-      expect(created.members.slice(1).map((m) => m.candidateId)).toEqual(created.route.order);
-      expect(created.members.slice(1).every((m) => m.consent === 'invited')).toBe(true);
+      expect(created.host_home_id).toBe(homes.h931);
+      expect(created.skipped).toEqual([]);
+      expect(created.members[0]).toMatchObject({ candidate_id: homes.h931, home_id: homes.h931, position: 0, consent: 'accepted', address: '931 Stone Slope Ln SW' });
+      // The invited homes have not agreed to be seen: the host sees yard-<position>.
+      const invited = created.members.slice(1);
+      expect(invited.every((m) => m.consent === 'invited' && m.candidate_id === `yard-${m.position}` && m.home_id === null && m.address === null)).toBe(true);
+      expect(invited.map((m) => m.candidate_id)).toEqual(created.route.order);
+      // Admins see who they are, in the plan's route order.
+      const full = (await (await api(`/clusters/${clusterId}`)).json()) as ClusterView;
+      expect(full.members.slice(1).map((m) => m.candidate_id)).toEqual(full.route.order);
+      expect(full.members.map((m) => m.candidate_id)).toContain(homes.h937);
 
-      const twice = await api('/clusters/accept', { token: owner.token, json: { hostHomeId: homes.h931 } });
+      const twice = await api('/clusters/accept', { token: owner.token, json: { host_home_id: homes.h931 } });
       expect(twice.status).toBe(409);
       expect(await code(twice)).toBe('HUB_ERR_CLUSTER_EXISTS');
     });
 
-    it('shows as entities of the host home', async () => {
+    it('shows as entities of the host home, without the homes that have not agreed', async () => {
       const members = t.hub.states.get(`sensor.cluster_${clusterId}_members`);
       expect(members?.state).toBe('1'); // only the host has agreed so far
-      expect(members?.attributes.members).toEqual(expect.arrayContaining([expect.objectContaining({ candidateId: homes.h937, consent: 'invited' })]));
+      const listed = members?.attributes.members as { candidate_id: string; address: string | null; position: number }[];
+      expect(listed[0]).toMatchObject({ candidate_id: homes.h931, address: '931 Stone Slope Ln SW' });
+      expect(listed.slice(1).every((m) => m.candidate_id === `yard-${m.position}` && m.address === null)).toBe(true);
+      expect(JSON.stringify(members)).not.toContain(homes.h937);
       expect(t.hub.states.get(`sensor.cluster_${clusterId}_next_yard`)).toMatchObject({
         state: '931 Stone Slope Ln SW',
-        attributes: { position: 0, candidateId: homes.h931, homeId: homes.h931 },
+        attributes: { position: 0, candidate_id: homes.h931, home_id: homes.h931 },
       });
       const visible = await t.request(`/api/states/sensor.cluster_${clusterId}_members`, { token: stranger.token });
       expect(visible.status).toBe(404);
     });
 
+    it('an invited home sees the host and its own yard only', async () => {
+      const seen = await clusterAs(neighbour.token);
+      expect(seen.members.map((m) => m.candidate_id)).toEqual([homes.h931, homes.h937]);
+      expect(seen.route.order).toEqual([homes.h937]);
+      const map = (await (await api(`/clusters/${clusterId}/geojson`, { token: neighbour.token })).json()) as FeatureCollection;
+      const yards = map.features.filter((f) => f.properties?.kind === 'host' || f.properties?.kind === 'member').map((f) => f.properties!.candidate_id);
+      expect(yards.sort()).toEqual([homes.h931, homes.h937].sort());
+    });
+
     it("a member home's owner answers the invitation; nobody else can", async () => {
       const path = `/clusters/${clusterId}/members/${homes.h937}/consent`;
       expect(await code(await api(path, { token: stranger.token, json: { state: 'accepted' } }))).toBe('HUB_ERR_CLUSTER_NOT_FOUND');
-      expect(await code(await api(path, { token: owner.token, json: { state: 'accepted' } }))).toBe('HUB_ERR_FORBIDDEN');
+      // The host names the yard as it sees it: by its token, and cannot answer for it.
+      const token937 = `yard-${(await clusterAs(admin)).members.find((m) => m.candidate_id === homes.h937)!.position}`;
+      expect(await code(await api(`/clusters/${clusterId}/members/${token937}/consent`, { token: owner.token, json: { state: 'accepted' } }))).toBe('HUB_ERR_FORBIDDEN');
+      expect(await code(await api(path, { token: owner.token, json: { state: 'accepted' } }))).toBe('HUB_ERR_CLUSTER_MEMBER_NOT_FOUND');
       expect(await code(await api(`/clusters/${clusterId}/members/${homes.h931}/consent`, { token: owner.token, json: { state: 'declined' } }))).toBe('HUB_ERR_CLUSTER_HOST_YARD');
       expect(await code(await api(`/clusters/${clusterId}/members/${homes.h1001}/consent`, { token: neighbour.token, json: { state: 'accepted' } }))).toBe('HUB_ERR_CLUSTER_MEMBER_NOT_FOUND');
       expect(await code(await api(path, { token: neighbour.token, json: { state: 'maybe' } }))).toBe('HUB_ERR_VALIDATION');
 
       const res = await api(path, { token: neighbour.token, json: { state: 'accepted' } });
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ candidateId: homes.h937, consent: 'accepted', address: '937 Stone Slope Ln SW' });
+      expect(await res.json()).toMatchObject({ candidate_id: homes.h937, home_id: homes.h937, consent: 'accepted', address: '937 Stone Slope Ln SW' });
       await until(() => t.hub.states.get(`sensor.cluster_${clusterId}_members`)?.state, (s) => s === '2');
+      expect(JSON.stringify(t.hub.states.get(`sensor.cluster_${clusterId}_members`))).toContain(homes.h937);
+      // Having agreed, 937 is seen by the host; the others still are not, by the host nor by 937.
+      for (const token of [owner.token, neighbour.token]) {
+        const seen = await clusterAs(token);
+        expect(seen.members.find((m) => m.candidate_id === homes.h937)).toMatchObject({ address: '937 Stone Slope Ln SW', consent: 'accepted' });
+        expect(seen.members.filter((m) => m.consent === 'invited').every((m) => m.candidate_id === `yard-${m.position}` && m.address === null)).toBe(true);
+      }
     });
 
-    it('the host home sets the mower zones of each yard', async () => {
+    it('the host home sets the mower zones of each yard, also of one it cannot see yet', async () => {
       const path = `/clusters/${clusterId}/members/${homes.h937}/zones`;
       expect(await code(await api(path, { method: 'PUT', token: neighbour.token, json: { zones: ['1'] } }))).toBe('HUB_ERR_FORBIDDEN');
       expect((await api(path, { method: 'PUT', token: owner.token, json: { zones: ['12; drop table'] } })).status).toBe(400);
       const res = await api(path, { method: 'PUT', token: owner.token, json: { zones: ['1234567890', '-42'] } });
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ zones: ['1234567890', '-42'] });
+      expect(await res.json()).toMatchObject({ candidate_id: homes.h937, zones: ['1234567890', '-42'] });
+      const hidden = (await clusterAs(owner.token)).members.find((m) => m.consent === 'invited')!;
+      const byToken = await api(`/clusters/${clusterId}/members/${hidden.candidate_id}/zones`, { method: 'PUT', token: owner.token, json: { zones: ['7'] } });
+      expect(await byToken.json()).toMatchObject({ candidate_id: hidden.candidate_id, home_id: null, address: null, zones: ['7'] });
+      expect(await code(await api(`/clusters/${clusterId}`, { method: 'DELETE', token: neighbour.token }))).toBe('HUB_ERR_FORBIDDEN');
     });
 
     it('lists clusters to the homes in them', async () => {
@@ -367,7 +499,7 @@ describe('cluster plugin', () => {
       expect((await api(`/clusters/${clusterId}`, { token: neighbour.token })).status).toBe(200);
     });
 
-    it('draws the cluster: host, members, route, block and nearby roads, with the OSM attribution', async () => {
+    it('draws the cluster: host, the members one may see, route, block and nearby roads, with the OSM attribution', async () => {
       const res = await api(`/clusters/${clusterId}/geojson`, { token: neighbour.token });
       expect(res.status).toBe(200);
       const map = (await res.json()) as FeatureCollection & { attribution: string };
@@ -376,8 +508,8 @@ describe('cluster plugin', () => {
       expect(kinds('host')).toHaveLength(1);
       expect(kinds('host')[0]!.geometry).toEqual({ type: 'Point', coordinates: [ROCHESTER.h931.longitude, ROCHESTER.h931.latitude] });
       const members = kinds('member');
-      expect(members.length).toBeGreaterThan(0);
-      expect(members.find((f) => f.properties!.candidateId === homes.h937)!.properties).toMatchObject({ consent: 'accepted', position: expect.any(Number) });
+      expect(members.map((f) => f.properties!.candidate_id)).toEqual([homes.h937]); // the others have not agreed
+      expect(members[0]!.properties).toMatchObject({ consent: 'accepted', position: expect.any(Number), address: '937 Stone Slope Ln SW' });
       const route = kinds('route')[0]!.geometry as LineString;
       expect(route.coordinates[0]).toEqual(route.coordinates.at(-1)); // back to the host
       expect(route.coordinates).toHaveLength(members.length + 2);
@@ -385,26 +517,71 @@ describe('cluster plugin', () => {
       expect((kinds('block')[0]!.geometry as Polygon).type).toBe('Polygon');
       expect(kinds('barrier').length).toBeGreaterThan(0);
       expect(kinds('barrier').every((f) => typeof f.properties!.highway === 'string')).toBe(true);
+      const all = (await (await api(`/clusters/${clusterId}/geojson`)).json()) as FeatureCollection;
+      expect(all.features.filter((f) => f.properties?.kind === 'member').length).toBe((await clusterAs(admin)).members.length - 1);
       expect((await api(`/clusters/${clusterId}/geojson`, { token: stranger.token })).status).toBe(404);
     });
 
-    it('is dissolved by the host owner; its entities go with it', async () => {
-      expect(await code(await api(`/clusters/${clusterId}`, { method: 'DELETE', token: neighbour.token }))).toBe('HUB_ERR_FORBIDDEN');
+    it('refuses a host without a mower, and leaves out yards that host or are in another cluster', async () => {
+      const noMower = await api('/clusters/accept', { json: { host_home_id: homes.h943 } });
+      expect(noMower.status).toBe(409);
+      expect(await code(noMower)).toBe('HUB_ERR_CLUSTER_NO_MOWER');
+
+      const mower = await giveMower(homes.h943, 'mower_943');
+      try {
+        const planned = await plan(homes.h943);
+        expect(planned.members.map((m) => m.candidate_id)).toEqual(expect.arrayContaining([homes.h931, homes.h937]));
+        const res = await api('/clusters/accept', { json: { hostHomeId: homes.h943 } });
+        const body = (await res.json()) as { id: string; skipped: unknown[]; error: { code: string; details: { skipped: unknown[] } } };
+        const skipped = res.status === 201 ? body.skipped : body.error.details.skipped;
+        expect(skipped).toEqual(
+          expect.arrayContaining([
+            { candidate_id: homes.h931, reason: 'hosts_a_cluster' },
+            { candidate_id: homes.h937, reason: 'in_another_cluster' },
+          ]),
+        );
+        if (res.status === 201) await api(`/clusters/${body.id}`, { method: 'DELETE' });
+        else expect(body.error.code).toBe('HUB_ERR_CLUSTER_EMPTY');
+      } finally {
+        mower.remove();
+      }
+    });
+
+    it('a home that declines loses sight of the cluster', async () => {
+      const res = await api(`/clusters/${clusterId}/members/${homes.h937}/consent`, { token: neighbour.token, json: { state: 'declined' } });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ candidate_id: homes.h937, consent: 'declined' });
+      expect(await code(await api(`/clusters/${clusterId}`, { token: neighbour.token }))).toBe('HUB_ERR_CLUSTER_NOT_FOUND');
+      expect((await api(`/clusters/${clusterId}/geojson`, { token: neighbour.token })).status).toBe(404);
+      expect(await (await api('/clusters', { token: neighbour.token })).json()).toEqual([]);
+      // The host no longer sees who it was.
+      const declined = (await clusterAs(owner.token)).members.find((m) => m.consent === 'declined')!;
+      expect(declined).toMatchObject({ candidate_id: `yard-${declined.position}`, home_id: null, address: null });
+    });
+
+    it('is dissolved by the host owner, not while its mower walks the route; its entities go with it', async () => {
+      expect((await api(`/clusters/${clusterId}`, { method: 'DELETE', token: neighbour.token })).status).toBe(404);
+      const running = await sql<{ id: string }>`insert into cluster_runs (cluster_id) values (${clusterId}) returning id`.execute(t.hub.database.db);
+      expect(await code(await api(`/clusters/${clusterId}`, { method: 'DELETE', token: owner.token }))).toBe('HUB_ERR_CLUSTER_RUN_ACTIVE');
+      await sql`update cluster_runs set status = 'cancelled', ended_at = now() where id = ${running.rows[0]!.id}`.execute(t.hub.database.db);
       expect((await api(`/clusters/${clusterId}`, { method: 'DELETE', token: owner.token })).status).toBe(204);
       expect(t.hub.states.get(`sensor.cluster_${clusterId}_members`)).toBeUndefined();
       expect(t.hub.states.get(`sensor.cluster_${clusterId}_next_yard`)).toBeUndefined();
       expect((await api(`/clusters/${clusterId}`, { method: 'DELETE', token: owner.token })).status).toBe(404);
     });
 
-    it('accepts a fresh plan with a subset of its members in one call', async () => {
-      const res = await api('/clusters/accept', { token: owner.token, json: { hostHomeId: homes.h931, members: [homes.h925, homes.h937] } });
+    it('accepts a fresh plan with a subset of its members in one call, named by their tokens', async () => {
+      const full = await plan(homes.h931);
+      const tokenOf = (id: string) => `yard-${full.route!.order.indexOf(id) + 1}`;
+      const res = await api('/clusters/accept', { token: owner.token, json: { host_home_id: homes.h931, members: [tokenOf(homes.h925), tokenOf(homes.h937)] } });
       expect(res.status).toBe(201);
-      const created = (await res.json()) as { id: string; members: { candidateId: string }[]; route: { order: string[]; lengthM: number } };
-      expect(created.members.map((m) => m.candidateId).sort()).toEqual([homes.h931, homes.h925, homes.h937].sort());
-      expect(created.route.order.sort()).toEqual([homes.h925, homes.h937].sort());
-      expect(created.route.lengthM).toBeGreaterThan(0);
-      expect(await code(await api('/clusters/accept', { token: neighbour.token, json: { hostHomeId: homes.h931 } }))).toBe('HUB_ERR_HOME_NOT_FOUND');
+      const created = (await res.json()) as ClusterView;
       clusterId = created.id;
+      const seen = await clusterAs(admin);
+      expect(seen.members.map((m) => m.candidate_id).sort()).toEqual([homes.h931, homes.h925, homes.h937].sort());
+      expect(seen.route.order.sort()).toEqual([homes.h925, homes.h937].sort());
+      expect(created.route.length_m).toBeGreaterThan(0);
+      expect(await code(await api('/clusters/accept', { token: neighbour.token, json: { host_home_id: homes.h931 } }))).toBe('HUB_ERR_HOME_NOT_FOUND');
     });
 
     it('drops a deleted member home, and the whole cluster with its host home', async () => {
@@ -431,10 +608,10 @@ describe('cluster plugin', () => {
       expect(await res.json()).toEqual({ imported: addresses.length, duplicates: 1 });
       expect(await (await api('/addresses', { json: { addresses } })).json()).toEqual({ imported: 0, duplicates: addresses.length });
 
-      const near = (await (await api('/addresses?near=48.1360,10.0698&radius=40')).json()) as { address: string; candidateId: string; geocodeQuality: string }[];
+      const near = (await (await api('/addresses?near=48.1360,10.0698&radius=40')).json()) as { address: string; candidate_id: string; geocode_quality: string }[];
       expect(near.length).toBeGreaterThan(0);
-      expect(near[0]!.candidateId).toMatch(/^address:/);
-      expect(near.every((a) => a.geocodeQuality === 'rooftop')).toBe(true);
+      expect(near[0]!.candidate_id).toMatch(/^address:/);
+      expect(near.every((a) => a.geocode_quality === 'rooftop')).toBe(true);
       expect((await api('/addresses', { json: { addresses: [{ address: '1 Main St', latitude: 91, longitude: 0 }] } })).status).toBe(400);
       expect((await api('/addresses', { json: { addresses: [{ address: '1 Main St', latitude: 45 }] } })).status).toBe(400);
     });
@@ -443,11 +620,70 @@ describe('cluster plugin', () => {
       const haydn6 = load('german-street.geojson').features.find((f) => f.id === 'way/275490756') as Feature<Polygon>;
       const [lon, lat] = haydn6.geometry.coordinates[0]![0]!;
       const host = await t.createHome(stranger.token, { name: 'Kirchberg', address: 'Haydnstraße 6a, Kirchberg an der Iller', latitude: lat! - 0.00003, longitude: lon! - 0.00003 });
-      const plan = (await (await api('/plan', { token: stranger.token, json: { hostHomeId: host } })).json()) as { extractId: string; members: { candidateId: string; address: string }[] };
-      expect(plan.extractId).toBe(germanId);
-      expect(plan.members.length).toBeGreaterThan(0);
-      expect(plan.members.every((m) => m.candidateId.startsWith('address:'))).toBe(true);
-      expect(plan.members.map((m) => m.address)).toContain('6 Haydnstraße'); // the building next to the pin
+      const mower = await giveMower(host, 'kirchberg');
+      try {
+        const planned = await plan(host, stranger.token);
+        expect(planned.extract_id).toBe(germanId);
+        expect(planned.members.length).toBeGreaterThan(0);
+        expect(planned.members.every((m) => m.candidate_id.startsWith('address:'))).toBe(true);
+        expect(planned.members.map((m) => m.address)).toContain('6 Haydnstraße'); // the building next to the pin
+      } finally {
+        mower.remove();
+      }
+    });
+  });
+
+  describe('several hub instances', () => {
+    let deliver: ((event: HubEvent) => void) | undefined;
+    /** `cluster_data_changed` as another instance fires it (through the relay: REMOTE). */
+    const fromElsewhere = (data: Record<string, unknown>) =>
+      deliver!({ event_type: 'cluster_data_changed', data, origin: 'LOCAL', time_fired: new Date().toISOString(), context: createContext(), home_id: null });
+
+    beforeAll(() => t.hub.bus.setRelay({ publish: () => {}, subscribe: (d) => ((deliver = d), () => (deliver = undefined)) }));
+    afterAll(() => t.hub.bus.setRelay(undefined));
+
+    it('takes in the addresses another instance added, without rebuilding any road model', async () => {
+      const built = modelsBuilt();
+      const { rows } = await sql<{ id: string }>`
+        insert into cluster_addresses (role, address, city, state, latitude, longitude, geocode_quality, source, address_key)
+        values ('prospect', '945 Stone Slope Ln SW', 'Rochester', 'MN', ${ROCHESTER.h943.latitude + 0.00004}, ${ROCHESTER.h943.longitude}, 'point', 'import', 'remote-945')
+        returning id`.execute(t.hub.database.db);
+      const candidate = `address:${rows[0]!.id}`;
+      expect(candidates(await plan(homes.h943))).not.toContain(candidate);
+      fromElsewhere({ what: 'addresses', address_ids: [rows[0]!.id] });
+      await until(async () => candidates(await plan(homes.h943)), (ids) => ids.includes(candidate));
+      expect(modelsBuilt()).toBe(built);
+    });
+
+    it('reads only the extract another instance stored; roads that do not build answer 422, never 500', async () => {
+      const built = modelsBuilt();
+      const { rows } = await sql<{ id: string }>`
+        insert into cluster_road_extracts (name, source, bbox, features, way_count, barrier_count)
+        values ('Broken', 'geojson', ${'{-93.0,42.0,-92.9,42.1}'}::double precision[], ${'{"type": "FeatureCollection"}'}::jsonb, 0, 0)
+        returning id`.execute(t.hub.database.db);
+      const broken = rows[0]!.id;
+      const names = async () => ((await (await api('/roads')).json()) as { name: string }[]).map((e) => e.name);
+      fromElsewhere({ what: 'extract', extract_id: broken });
+      await until(names, (list) => list.includes('Broken'));
+
+      const spot = await t.createHome(admin, { name: 'On broken roads', latitude: 42.05, longitude: -92.95 });
+      const res = await api('/plan', { json: { host_home_id: spot } });
+      expect(res.status).toBe(422);
+      expect(await code(res)).toBe('HUB_ERR_CLUSTER_NO_ROAD_DATA');
+      expect(t.logs.some((l) => l.msg === 'road model not built' && l.extract === broken)).toBe(true);
+      // The other extracts' models were kept.
+      expect((await plan(homes.h943)).extract_id).toBe(rochesterId);
+      expect(modelsBuilt()).toBe(built);
+
+      await sql`delete from cluster_road_extracts where id = ${broken}`.execute(t.hub.database.db);
+      fromElsewhere({ what: 'extract', extract_id: broken });
+      await until(names, (list) => !list.includes('Broken'));
+      await t.request(`/api/homes/${spot}`, { method: 'DELETE', token: admin });
+    });
+
+    it('ignores an event it cannot read', async () => {
+      fromElsewhere({ what: 'extract', extract_id: 'not-an-id' });
+      await until(() => t.logs.some((l) => l.msg === 'cluster_data_changed with unexpected data; ignored'), Boolean);
     });
   });
 });

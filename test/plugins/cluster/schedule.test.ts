@@ -10,12 +10,14 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubEvent } from '../../../core/bus/index.js';
 import { definePlugin } from '../../../core/plugin.js';
-import { clusterMowing, latestSlot, nextSlot, type ClusterMowingHooks, type RunView } from '../../../plugins/cluster/schedule.js';
+import { hasActiveRun, type RunView } from '../../../plugins/cluster/runs.js';
+import { clusterMowing, latestSlot, nextSlot, type ClusterMowingHooks } from '../../../plugins/cluster/schedule.js';
 import type { ClusterTables } from '../../../plugins/cluster/tables.js';
 import mammotion from '../../../plugins/mammotion/index.js';
 import { MammotionSimulator } from '../../../plugins/mammotion/simulator/index.js';
 import { createTestHub, reusableDatabase, type TestHub } from '../../harness/index.js';
 import { until } from '../../harness/wait.js';
+import { standInMower } from './stand-in-mower.js';
 
 const CLUSTER_DIR = fileURLToPath(new URL('../../../plugins/cluster', import.meta.url));
 const MAMMOTION_DIR = fileURLToPath(new URL('../../../plugins/mammotion', import.meta.url));
@@ -31,7 +33,7 @@ function clusterPlugin(hooks: Partial<ClusterMowingHooks>, positions: string[]) 
     version: '0.0.0',
     hub: '*',
     async setup(ctx) {
-      await clusterMowing(ctx, { positionChanged: async (id) => void positions.push(id), ...hooks });
+      await clusterMowing(ctx, { positionChanged: async (id) => void positions.push(id), plan: async () => ({}), ...hooks });
     },
   });
   return { definition, dir: CLUSTER_DIR };
@@ -194,7 +196,7 @@ describe('cluster mowing', () => {
     expect(nextSlot(plan, new Date('2025-12-01T00:00:00Z')).toISOString()).toBe('2025-12-06T14:00:00.000Z'); // standard time
   });
 
-  it('starts a due weekly slot once, and cancelling keeps what was mowed', async () => {
+  it('starts a due weekly slot once; a cancel sends the mower home and bills nothing of its yard', async () => {
     const jobId = 'plugin:cluster:runs';
     const hhmm = (d: Date) => d.toISOString().slice(11, 16);
     const before = (await runs()).length;
@@ -228,15 +230,23 @@ describe('cluster mowing', () => {
     expect(await code(await api(`/clusters/runs/${run.id}/cancel`, { method: 'POST', token: stranger.token }))).toBe('HUB_ERR_CLUSTER_RUN_NOT_FOUND');
     expect(await code(await api(`/clusters/runs/${run.id}/cancel`, { method: 'POST', token: viewerToken }))).toBe('HUB_ERR_FORBIDDEN');
     expect(await code(await api(`/clusters/runs/not-a-uuid/cancel`, { method: 'POST' }))).toBe('HUB_ERR_VALIDATION');
+    const sessionsBefore = fired('mowing_session_ended').length;
     const cancelled = await api(`/clusters/runs/${run.id}/cancel`, { method: 'POST' });
     expect(cancelled.status).toBe(200);
-    expect(await cancelled.json()).toMatchObject({ status: 'cancelled', detail: expect.stringContaining('host@example.com') });
+    // Who cancelled is stored apart: the detail reaches every viewer of the host home and cluster_run_ended.
+    const body = (await cancelled.json()) as RunView;
+    expect(body).toMatchObject({ status: 'cancelled', detail: 'Cancelled by an owner of the host home' });
+    expect(JSON.stringify(body)).not.toContain('host@example.com');
+    expect(await db().selectFrom('cluster_runs').select('cancelled_by').where('id', '=', run.id).executeTakeFirstOrThrow()).toEqual({ cancelled_by: owner.id });
+    expect(fired('cluster_run_ended').at(-1)?.data).toMatchObject({ run_id: run.id, status: 'cancelled', detail: 'Cancelled by an owner of the host home' });
     expect(await code(await api(`/clusters/runs/${run.id}/cancel`, { method: 'POST' }))).toBe('HUB_ERR_CLUSTER_RUN_ENDED');
-    const closed = await waitForRun(run.id, (r) => r.visits[0]?.ended_at !== null);
-    expect(closed.visits).toEqual([expect.objectContaining({ candidate_id: hostHome, outcome: 'interrupted', session_id: expect.any(String) })]);
-    const mowed = await until(() => fired('cluster_yard_mowed').find((e) => e.data.run_id === run.id), Boolean);
-    expect(mowed?.data).toMatchObject({ candidate_id: hostHome, home_id: hostHome, outcome: 'interrupted' });
-    expect(fired('cluster_run_ended').at(-1)?.data).toMatchObject({ run_id: run.id, status: 'cancelled' });
+    // The yard is closed at once and billed nothing: the session that ends after the cancel
+    // could as well be the host mowing its own lawn.
+    expect(body.visits).toEqual([expect.objectContaining({ candidate_id: hostHome, outcome: 'failed', session_id: null, area_m2: 0, detail: expect.stringMatching(/^Cancelled while the mower was on this yard; its mowing here is not billed/) })]);
+    await until(() => fired('mowing_session_ended').length, (n) => n > sessionsBefore, 15_000);
+    await until(() => t.logs.some((l) => l.msg === 'mowing session is no yard of a running cluster run; billed to no yard'), Boolean);
+    expect(fired('cluster_yard_mowed').filter((e) => e.data.run_id === run.id)).toEqual([]);
+    expect((await runs()).find((r) => r.id === run.id)?.visits).toEqual(body.visits);
 
     // Long after the slot (the hub was down), it does not start again.
     offsetMs = 3 * 3_600_000;
@@ -294,6 +304,31 @@ describe('cluster mowing', () => {
     expect(Object.fromEntries(body.homes.map((h) => [h.home_id, h.area_m2]))).toEqual({ [hostHome]: 2, [homeB]: 2, [homeC]: 2 });
     expect((await api(`/clusters/${clusterId}/usage?from=2025-02-01T00:00:00Z&to=2025-01-01T00:00:00Z`)).status).toBe(400);
     expect((await api(`/clusters/${clusterId}/usage?from=yesterday`)).status).toBe(400);
+
+    // A member home that accepted sees its own yards' visits and m², nothing of the others.
+    const asNeighbour = (await (await api(`/clusters/${clusterId}/runs`, { token: neighbour.token })).json()) as RunView[];
+    const theirs = asNeighbour.find((r) => r.id === run.id)!;
+    expect(theirs).toMatchObject({ status: 'finished', entity_id: null, detail: null });
+    expect(theirs.visits.map((v) => [v.home_id, v.outcome, v.area_m2])).toEqual([
+      [homeB, 'finished', 2],
+      [homeC, 'finished', 2],
+      [homeD, 'skipped', 0],
+    ]);
+    expect(asNeighbour.flatMap((r) => r.visits).every((v) => [homeB, homeC, homeD].includes(v.home_id!))).toBe(true);
+    const theirUsage = await api(`/clusters/${clusterId}/usage?from=${encodeURIComponent(from)}`, { token: neighbour.token });
+    expect(await theirUsage.json()).toMatchObject({ total_m2: 4, homes: [{ home_id: expect.any(String), area_m2: 2 }, { home_id: expect.any(String), area_m2: 2 }] });
+    // Not the plan, nor the runs (start, cancel): those are the host's.
+    expect((await api(`/clusters/${clusterId}/schedule`, { token: neighbour.token })).status).toBe(404);
+    expect(await code(await api(`/clusters/${clusterId}/runs`, { method: 'POST', token: neighbour.token }))).toBe('HUB_ERR_CLUSTER_NOT_FOUND');
+    // A member that has not accepted is not let in.
+    const strangerHome = ((await (await t.request('/api/homes', { token: stranger.token })).json()) as { id: string }[])[0]!.id;
+    await sql`insert into cluster_members (cluster_id, candidate_id, home_id, position, consent) values (${clusterId}, ${strangerHome}, ${strangerHome}, 9, 'invited')`.execute(db());
+    try {
+      expect((await api(`/clusters/${clusterId}/runs`, { token: stranger.token })).status).toBe(404);
+      expect((await api(`/clusters/${clusterId}/usage`, { token: stranger.token })).status).toBe(404);
+    } finally {
+      await sql`delete from cluster_members where cluster_id = ${clusterId} and candidate_id = ${strangerHome}`.execute(db());
+    }
   });
 
   it('fails a run when the mower stops early, or cannot start; refuses a host without a mower', async () => {
@@ -320,14 +355,15 @@ describe('cluster mowing', () => {
     expect(await code(await api(`/clusters/${clusterId}/runs`, { method: 'POST', json: { entity_id: 'lawn_mower.not_mine' } }))).toBe('HUB_ERR_VALIDATION');
     expect(await code(await api(`/clusters/${clusterId}/runs`, { method: 'POST', json: { entity_id: 5 } }))).toBe('HUB_ERR_VALIDATION');
 
-    // A session someone fired through the API bills nothing.
-    const visits = await db().selectFrom('cluster_yard_visits').select('id').execute();
-    const faked = await t.request('/api/events/mowing_session_ended', {
-      token: owner.token,
-      json: { home_id: hostHome, session_id: crypto.randomUUID(), entity_id: LUBA, area_m2: 1e6, outcome: 'finished' },
-    });
-    expect(faked.status).toBe(200);
-    expect(await db().selectFrom('cluster_yard_visits').select('id').execute()).toHaveLength(visits.length);
+    // Nobody fires the events billing acts on but their plugins.
+    for (const type of ['mowing_session_ended', 'cluster_yard_mowed', 'cluster_run_started', 'cluster_run_ended']) {
+      const faked = await t.request(`/api/events/${type}`, {
+        token: owner.token,
+        json: { home_id: hostHome, session_id: crypto.randomUUID(), entity_id: LUBA, area_m2: 1e6, outcome: 'finished' },
+      });
+      expect(faked.status, type).toBe(403);
+      expect(await code(faked)).toBe('HUB_ERR_FORBIDDEN');
+    }
   });
 
   it('carries on an open run after a restart of the hub', async () => {
@@ -354,5 +390,190 @@ describe('cluster mowing', () => {
     ]);
     const areas = done.visits.filter((v) => v.outcome === 'finished').map((v) => v.area_m2);
     expect(areas).toEqual([2, 2, 2]);
+  });
+});
+
+/**
+ * The walk's rules on a stand-in for the Mammotion plugin (stand-in-mower.ts): the test ends
+ * the sessions itself, with the times, zones and areas each rule is about, and holds the mower's
+ * start to meet a cancel halfway.
+ */
+describe('cluster runs, with a stand-in mower', () => {
+  const YARD_TIMEOUT_MS = 3000;
+  const ADDRESS = 'address:6f1d4c2e-8a51-4a0f-9d6b-2f7a0c9e3b11';
+  const mower = standInMower();
+  const events: HubEvent[] = [];
+  let t: TestHub;
+  let admin: string;
+  let hostHome: string;
+  let homeB: string;
+  let clusterId: string;
+
+  const db = () => t.hub.database.db.withTables<ClusterTables>();
+  const api = (path: string, init: { method?: string; json?: unknown } = {}) => t.request(`/api/plugins/cluster${path}`, { token: admin, ...init });
+  const run = async (id: string) => ((await (await api(`/clusters/${clusterId}/runs`)).json()) as RunView[]).find((r) => r.id === id)!;
+  const start = async (json: unknown = {}) => (await (await api(`/clusters/${clusterId}/runs`, { method: 'POST', json })).json()) as RunView;
+  const fired = (type: string) => events.filter((e) => e.event_type === type);
+  const UNSTORED = 'mowing_session_ended does not match a session the Mammotion plugin stored; ignored';
+  const UNBILLED = 'mowing session is no yard of a running cluster run; billed to no yard';
+  /** Does `act`, then waits for one more log line `msg`. */
+  const loggedAfter = async (msg: string, act: () => Promise<unknown>) => {
+    const count = () => t.logs.filter((l) => l.msg === msg).length;
+    const before = count();
+    await act();
+    await until(count, (n) => n === before + 1);
+  };
+  /** The open yard's start, plus a little: when the mower's session there began. */
+  const onTime = async (runId: string) => new Date(new Date((await run(runId)).visits.at(-1)!.started_at).getTime() + 100);
+
+  beforeAll(async () => {
+    const cluster = definePlugin({
+      id: 'cluster',
+      version: '0.0.0',
+      hub: '*',
+      async setup(ctx) {
+        // The test runs the job itself (runNow).
+        await clusterMowing(ctx, { positionChanged: async () => {}, plan: async () => ({}), tickMs: 3_600_000, yardTimeoutMs: YARD_TIMEOUT_MS });
+      },
+    });
+    t = await createTestHub({}, { plugins: [{ definition: cluster, dir: CLUSTER_DIR }, mower.source] });
+    admin = await t.adminToken();
+    hostHome = await t.createHome(admin, { name: 'Host' });
+    homeB = await t.createHome(admin, { name: 'B' });
+    await mower.addMower(hostHome);
+    const row = await db().insertInto('cluster_clusters').values({ host_home_id: hostHome, plan: sql`'{}'::jsonb`, extract_id: null, created_by: null }).returning('id').executeTakeFirstOrThrow();
+    clusterId = String(row.id);
+    for (const [candidate, home, position, zones] of [
+      [hostHome, hostHome, 0, '{1001}'],
+      [homeB, homeB, 1, '{1002}'],
+      [ADDRESS, null, 2, '{1003}'],
+    ] as const) {
+      await sql`insert into cluster_members (cluster_id, candidate_id, home_id, position, consent, zones) values (${clusterId}, ${candidate}, ${home}, ${position}, 'accepted', ${zones}::text[])`.execute(db());
+    }
+    t.hub.bus.on('*', (event) => void events.push(event));
+  });
+  afterAll(() => t?.stop());
+
+  it('bills a yard only with a session Mammotion stored, of that yard’s mower, time and zones', async () => {
+    const started = await start();
+    expect(mower.starts).toEqual([['1001']]);
+    const at = await onTime(started.id);
+
+    // Not stored by Mammotion, or stored with another area: the event's word is not enough.
+    await loggedAfter(UNSTORED, () => mower.endSession(hostHome, { area: 5, startedAt: at, unstored: true }));
+    await loggedAfter(UNSTORED, () => mower.endSession(hostHome, { area: 5, eventArea: 5000, startedAt: at }));
+
+    // Stored, but begun long before the yard's turn, or on other zones: the host's own mowing.
+    await loggedAfter(UNBILLED, () => mower.endSession(hostHome, { area: 5, startedAt: new Date(at.getTime() - 10 * 60_000) }));
+    await loggedAfter(UNBILLED, () => mower.endSession(hostHome, { area: 5, startedAt: at, zones: ['1002'] }));
+    expect((await run(started.id)).visits).toEqual([expect.objectContaining({ candidate_id: hostHome, outcome: null, area_m2: 0 })]);
+
+    // Users cannot fire one at all.
+    const forged = await t.request('/api/events/mowing_session_ended', { token: admin, json: { home_id: hostHome, session_id: crypto.randomUUID(), entity_id: mower.entityId, area_m2: 5, outcome: 'finished' } });
+    expect(forged.status).toBe(403);
+
+    const session = await mower.endSession(hostHome, { area: 7, startedAt: at });
+    await until(() => mower.starts.length, (n) => n === 2);
+    expect((await run(started.id)).visits[0]).toMatchObject({ candidate_id: hostHome, outcome: 'finished', area_m2: 7, session_id: session });
+    expect(fired('cluster_yard_mowed').map((e) => e.data)).toEqual([expect.objectContaining({ run_id: started.id, candidate_id: hostHome, area_m2: 7, session_id: session })]);
+  });
+
+  it('a cancel waits for the step sending the mower on, then calls it back; the yard is not billed', async () => {
+    const current = (await (await api(`/clusters/${clusterId}/runs?limit=1`)).json()) as RunView[];
+    const runId = current[0]!.id;
+    const hold = mower.hold();
+    const effects = mower.effects.length;
+    await mower.endSession(homeB, { area: 3, startedAt: await onTime(runId) });
+    await hold.entered; // the step sends the mower to the next yard (1003), and the mower takes its time
+    const cancelling = t.request(`/api/plugins/cluster/clusters/runs/${runId}/cancel`, { token: admin, json: {} });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(mower.effects.slice(effects)).toEqual([]); // not docked under the step's feet
+    hold.release();
+    const cancelled = await cancelling;
+    expect(cancelled.status).toBe(200);
+    // The mower ends at home: sent on by the step, then back by the cancel.
+    expect(mower.effects.slice(effects)).toEqual(['start:1003', 'dock']);
+    const view = (await cancelled.json()) as RunView;
+    expect(view.visits.map((v) => [v.candidate_id, v.outcome, v.area_m2])).toEqual([
+      [hostHome, 'finished', 7],
+      [homeB, 'finished', 3],
+      [ADDRESS, 'failed', 0],
+    ]);
+    expect(view.visits[2]!.detail).toMatch(/^Cancelled while the mower was on this yard; its mowing here is not billed/);
+
+    // Its session, ending after the cancel, bills no one.
+    const mowed = fired('cluster_yard_mowed').length;
+    await loggedAfter(UNBILLED, () => mower.endSession(hostHome, { area: 4, startedAt: new Date(Date.now() - 500) }));
+    expect(fired('cluster_yard_mowed').length).toBe(mowed);
+  });
+
+  it('fails a run whose yard takes too long; the late session bills no one, not even the next run', async () => {
+    const started = await start();
+    await t.hub.scheduler.runNow('plugin:cluster:runs');
+    expect((await run(started.id)).status).toBe('running'); // not yet too long
+    // Ten minutes on the yard: longer than any slack a session's start is given.
+    await sql`update cluster_yard_visits set started_at = now() - interval '10 minutes' where run_id = ${started.id}`.execute(db());
+    await t.hub.scheduler.runNow('plugin:cluster:runs');
+    const failed = await run(started.id);
+    expect(failed).toMatchObject({ status: 'failed', detail: expect.stringMatching(new RegExp(`^No mowing session ended at the yard ${hostHome} within`)) });
+    expect(failed.visits).toEqual([expect.objectContaining({ candidate_id: hostHome, outcome: 'failed', area_m2: 0, detail: expect.stringMatching(/its mowing here is not billed/) })]);
+
+    // The next run's host yard is open when the late session of the last one ends.
+    const next = await start();
+    const mowed = fired('cluster_yard_mowed').length;
+    await loggedAfter(UNBILLED, () => mower.endSession(hostHome, { area: 55, startedAt: new Date(new Date(failed.visits[0]!.started_at).getTime() + 100) }));
+    expect(fired('cluster_yard_mowed').length).toBe(mowed);
+    expect((await run(next.id)).visits).toEqual([expect.objectContaining({ candidate_id: hostHome, outcome: null })]);
+    expect((await api(`/clusters/runs/${next.id}/cancel`, { method: 'POST', json: {} })).status).toBe(200);
+  });
+
+  it('fails a run at once, saying why, when its mower is not a Mammotion mower or Mammotion is not running', async () => {
+    t.hub.states.set('lawn_mower.robomow', 'docked', {}, { homeId: hostHome, owner: 'test' });
+    try {
+      const other = await start({ entity_id: 'lawn_mower.robomow' });
+      expect(other).toMatchObject({ status: 'failed', detail: expect.stringMatching(/lawn_mower\.robomow is not a Mammotion mower; a cluster run sends the mower zone by zone/) });
+
+      await t.hub.plugins.disable('standin');
+      try {
+        const without = await start({ entity_id: 'lawn_mower.robomow' });
+        expect(without).toMatchObject({ status: 'failed', detail: expect.stringMatching(/the Mammotion plugin is not running/) });
+      } finally {
+        await t.hub.plugins.enable('standin');
+        await mower.addMower(hostHome);
+      }
+    } finally {
+      t.hub.states.remove('lawn_mower.robomow');
+    }
+  });
+
+  it('keeps runs and yard visits when the cluster or its host home is deleted, and ends a run whose cluster went', async () => {
+    expect(await hasActiveRun(db(), clusterId)).toBe(false);
+    const started = await start();
+    expect(await hasActiveRun(db(), clusterId)).toBe(true);
+    const runsDb = db();
+    const before = await runsDb.selectFrom('cluster_yard_visits').select(['id', 'run_id', 'candidate_id', 'home_id', 'area_m2', 'started_at']).orderBy('started_at').execute();
+    const billed = before.filter((v) => v.area_m2 > 0);
+    expect(billed.length).toBeGreaterThan(0);
+
+    // A cluster gone with its host home while its mower was out (the route refuses to delete it then).
+    await sql`delete from cluster_clusters where id = ${clusterId}`.execute(db());
+    const effects = mower.effects.length;
+    await t.hub.scheduler.runNow('plugin:cluster:runs');
+    const ended = await runsDb.selectFrom('cluster_runs').select(['status', 'detail', 'cluster_id']).where('id', '=', started.id).executeTakeFirstOrThrow();
+    expect(ended).toEqual({ status: 'cancelled', detail: 'Cancelled: the cluster was deleted', cluster_id: null });
+    expect(mower.effects.slice(effects)).toEqual(['dock']);
+    expect(await hasActiveRun(db(), clusterId)).toBe(false);
+
+    expect((await t.request(`/api/homes/${hostHome}`, { method: 'DELETE', token: admin })).status).toBe(204);
+    const after = await runsDb.selectFrom('cluster_yard_visits').select(['id', 'run_id', 'cluster_id', 'candidate_id', 'home_id', 'area_m2', 'started_at']).orderBy('started_at').execute();
+    expect(after.map((v) => [v.id, v.run_id, v.candidate_id, v.area_m2])).toEqual(
+      [...before, ...after.slice(before.length)].map((v) => [v.id, v.run_id, v.candidate_id, v.area_m2]),
+    );
+    expect(after.every((v) => v.cluster_id === null)).toBe(true);
+    // Billing still has the yard and its m²: the member's home stays, the host's candidate id names it.
+    expect(after.filter((v) => v.area_m2 > 0).map((v) => [v.candidate_id, v.home_id, v.area_m2])).toEqual(
+      billed.map((v) => [v.candidate_id, v.candidate_id === hostHome ? null : v.home_id, v.area_m2]),
+    );
+    expect(await runsDb.selectFrom('cluster_runs').select('id').where('cluster_id', 'is', null).execute()).not.toHaveLength(0);
   });
 });
