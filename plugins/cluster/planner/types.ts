@@ -63,7 +63,7 @@ export const DEFAULT_PLANNER_CONFIG: Readonly<PlannerConfig> = Object.freeze({
 
 export type HomeStatus = 'ok' | 'no_geocode' | 'on_road' | 'outside_coverage' | 'duplicate';
 
-/** Why a candidate is in or out. The first three qualify. */
+/** Why a candidate is in or out: `direct`, `detour` and `colocated` qualify. */
 export type Reason =
   | 'direct'
   | 'detour'
@@ -82,8 +82,6 @@ export type Reason =
   | 'is_host'
   /** planAll: it qualified, but a host with a shorter path took it. */
   | 'assigned_to_other_host';
-
-export const QUALIFYING_REASONS: ReadonlySet<Reason> = new Set(['direct', 'detour', 'colocated']);
 
 /** One candidate judged against one host. */
 export interface PairResult {
