@@ -83,7 +83,9 @@ export interface PluginContext<Config = unknown> {
   /**
    * Raises the request body limit (`HUB_BODY_LIMIT`, 1 MiB by default) for one of the plugin's
    * routes, for bulk imports. `path` is the route's path under the plugin's prefix, without
-   * parameters (`/roads`). It never lowers the hub's limit; removed when the plugin stops.
+   * parameters (`/roads`). It applies to administrators only (bulk imports are theirs; nobody
+   * else may make the hub hold that much), never lowers the hub's limit, and is removed when
+   * the plugin stops.
    */
   bodyLimit(method: string, path: string, maxBytes: number): void;
   readonly actions: {

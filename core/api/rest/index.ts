@@ -59,7 +59,7 @@ export interface AppOptions {
   log: Logger;
   /** Largest request body, in bytes. */
   bodyLimit: number;
-  /** A larger limit for some routes (plugin imports), by method and path. */
+  /** A larger limit for some routes (plugin imports), by method and path; for administrators only. */
   bodyLimitFor?: (method: string, path: string) => number | undefined;
   /** Authenticates the caller of a non-public route, or throws HUB_ERR_UNAUTHENTICATED. */
   authenticate: MiddlewareHandler<HubEnv>;
@@ -88,13 +88,16 @@ export function createApp(options: AppOptions): HubRouter {
     }
     return limit;
   };
-  app.use('/api/*', (c, next) => {
-    const raised = options.bodyLimitFor?.(c.req.method, c.req.path);
-    return limiter(Math.max(raised ?? 0, options.bodyLimit))(c, next);
-  });
+  // Authentication first: the body limit reads a body sent without a length into memory, and
+  // that must not happen for an anonymous caller.
   app.use('/api/*', async (c, next) => {
     if (options.publicRoutes.has(`${c.req.method} ${c.req.path}`)) return next();
     return options.authenticate(c, next);
+  });
+  app.use('/api/*', (c, next) => {
+    // Raised limits are for bulk imports, which administrators do: nobody else may make the hub hold that much.
+    const raised = c.var.principal?.isAdmin ? options.bodyLimitFor?.(c.req.method, c.req.path) : undefined;
+    return limiter(Math.max(raised ?? 0, options.bodyLimit))(c, next);
   });
 
   app.notFound((c) => {
