@@ -4,14 +4,13 @@
  * `hub-fire-event`: fires an event on the hub's bus, then passes the message on. The event type
  * comes from the node, else msg.event_type, else msg.payload.event_type; the data is the node's
  * JSON, else msg.payload.data (with msg.payload.event_type), else an object msg.payload, else
- * {payload, topic}. The kernel's own event types (state_changed, …) cannot be fired.
+ * {payload, topic}. Reserved event types (the kernel's, such as state_changed, and those a plugin
+ * reserved) are refused by the hub itself, with the reason, as for any caller.
  */
 const { useServer, parseObject, isObject } = require('./lib/common.js');
 
 /** Letters, digits and `_ . : -`, as the hub's REST and WebSocket APIs require. */
 const EVENT_TYPE = /^[a-z0-9_.:-]{1,64}$/i;
-/** Events only the hub's kernel fires. */
-const RESERVED = new Set(['state_changed', 'call_service', 'service_registered', 'service_removed', 'plugin_loaded', 'plugin_failed', 'plugin_stopped', 'home_created', 'home_deleted', 'alert_raised', 'alert_acknowledged', 'alert_resolved', 'hub_started', 'hub_stop']);
 
 /** @param {any} RED */
 module.exports = function (RED) {
@@ -32,7 +31,6 @@ module.exports = function (RED) {
       const payload = msg.payload;
       const eventType = String(config.eventType || msg.event_type || (isObject(payload) ? payload.event_type ?? '' : '')).trim();
       if (!EVENT_TYPE.test(eventType)) throw new Error(`invalid event type "${eventType}": letters, digits and _ . : - (at most 64)`);
-      if (RESERVED.has(eventType)) throw new Error(`${eventType} is fired by the hub only`);
       /** @type {Record<string, unknown>} */
       let data;
       if (configData) data = configData;
