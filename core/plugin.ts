@@ -47,6 +47,21 @@ export interface PluginDefinition<C extends z.ZodType = z.ZodType> {
   /** One sentence for `/api/plugins` and the UI. */
   description?: string;
   /**
+   * Event types only this plugin may fire: events others act on as facts (a mowing session
+   * that bills a yard). Users get a coded 403 (HUB_ERR_FORBIDDEN) from `POST /api/events/{type}`
+   * and the WebSocket `fire_event`, flows get the same refusal from the Node-RED bridge, and
+   * other plugins' `ctx.bus.fire` throws it.
+   *
+   * The hub reserves them when it finds the plugin, and they stay reserved as long as the
+   * plugin is installed — running, stopped, disabled or failed — so that disabling a plugin
+   * never opens its events to forgery. A plugin that declares a type the kernel or another
+   * installed plugin holds fails to start, with the reason.
+   *
+   * @example
+   * reservedEvents: ['mowing_session_ended'],
+   */
+  reservedEvents?: readonly string[];
+  /**
    * Schema of the plugin's settings. The hub builds the input from the database
    * (`plugin_settings.config`) and environment variables `PLUGIN_<ID>_<KEY>` (which win; KEY
    * in SNAKE_CASE maps to camelCase, values are strings, so use `z.coerce` for numbers and
@@ -127,29 +142,13 @@ export interface PluginContext<Config = unknown> {
   readonly bus: {
     /**
      * Fires an event; give `homeId` for events that belong to a home. Throws HUB_ERR_FORBIDDEN
-     * for types the kernel or another plugin reserved (see {@link reserve}).
+     * for types the kernel or another plugin reserved (see {@link PluginDefinition.reservedEvents}).
      */
     fire<T extends string>(eventType: T, data: EventData<T>, options?: FireOptions): HubEvent<EventData<T>>;
     /** Listens to an event type (`'*'` for all); removed when the plugin stops. */
     on<T extends string>(eventType: T, listener: Listener<T>): void;
     /** Listens for the next event of a type; removed when the plugin stops if still waiting. */
     once<T extends string>(eventType: T, listener: Listener<T>): void;
-    /**
-     * Reserves event types that only this plugin may fire: events others act on as facts (a
-     * mowing session that bills a yard). Call it in `setup`, before the first `fire`. From then
-     * on users get a coded 403 (HUB_ERR_FORBIDDEN) from `POST /api/events/{type}` and the
-     * WebSocket `fire_event`, flows get the same refusal from the Node-RED bridge, and other
-     * plugins' `fire` throws it. Released when the plugin stops.
-     *
-     * Listeners may rely on it for events fired on this instance (`origin: 'LOCAL'`) while the
-     * plugin runs; a listener that must also hold when the plugin is stopped checks the facts
-     * the event names (its stored rows) as well.
-     *
-     * @throws when the kernel or another plugin holds one of the types (the setup fails).
-     * @example
-     * ctx.bus.reserve('mowing_session_ended');
-     */
-    reserve(...eventTypes: string[]): void;
   };
   readonly jobs: {
     /**

@@ -122,20 +122,17 @@ export class EventBus {
 
   /**
    * Reserves event types for `owner`: from now on callers (REST, WebSocket) and flows
-   * (Node-RED) may not fire them, and neither may other plugins (see `ctx.bus.reserve`). The
-   * bus's own {@link fire} stays open: it is the kernel's and the owner's way to fire them.
+   * (Node-RED) may not fire them, and neither may other plugins (see a plugin's
+   * `reservedEvents`). Reservations are never released: the loader makes them for every
+   * installed plugin, running or not. The bus's own {@link fire} stays open: it is the
+   * kernel's and the owner's way to fire them.
    *
    * @throws when another owner holds one of the types; nothing is reserved then.
-   * @returns a function that releases the types again.
    */
-  reserve(owner: string, eventTypes: readonly string[]): () => void {
+  reserve(owner: string, eventTypes: readonly string[]): void {
     const taken = eventTypes.find((type) => (this.#reserved.get(type) ?? owner) !== owner);
     if (taken) throw new Error(`${taken} is reserved by ${this.#reserved.get(taken)}`);
-    const added = [...new Set(eventTypes)].filter((type) => !this.#reserved.has(type));
-    for (const type of added) this.#reserved.set(type, owner);
-    return () => {
-      for (const type of added) if (this.#reserved.get(type) === owner) this.#reserved.delete(type);
-    };
+    for (const type of eventTypes) this.#reserved.set(type, owner);
   }
 
   /** Who alone may fire `eventType` ({@link KERNEL} or `plugin:<id>`), or undefined when anyone may. */

@@ -51,7 +51,7 @@ export function refuseReserved(bus: EventBus, eventType: string): void {
  * Fires an event for a caller (REST and WebSocket alike). `home_id` in the data scopes it to
  * that home, where the caller needs the owner role; members of one home may leave it out;
  * hub-wide events are for administrators. Reserved event types (the kernel's, and those a
- * plugin reserved with `ctx.bus.reserve`) are refused.
+ * plugin declares in `reservedEvents`) are refused.
  */
 export function fireAsCaller(bus: EventBus, principal: Principal, eventType: string, data: Record<string, unknown>): HubEvent {
   refuseReserved(bus, eventType);

@@ -14,7 +14,7 @@ import semver from 'semver';
 import { z } from 'zod';
 import type { ActionRegistry } from '../actions/index.js';
 import { createRouter, type HubEnv, type HubRouter } from '../api/rest/index.js';
-import { refuseReserved, type EventBus } from '../bus/index.js';
+import { EVENT_TYPE, refuseReserved, type EventBus } from '../bus/index.js';
 import { migrate, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import { requireHome } from '../homes/index.js';
@@ -88,6 +88,7 @@ const definitionShape = z.object({
   version: z.string().refine((v) => semver.valid(v) !== null, 'must be a semver version'),
   hub: z.string().refine((v) => semver.validRange(v) !== null, 'must be a semver range'),
   dependsOn: z.array(z.string()).optional(),
+  reservedEvents: z.array(z.string().regex(EVENT_TYPE, 'must be event types (letters, digits, _ . : -, at most 64)')).optional(),
   setup: z.function(),
 });
 
@@ -144,6 +145,7 @@ export class PluginManager {
       this.#plugins.set(id, { source, status: 'stopped', error: null });
     }
     this.#order = this.#dependencyOrder();
+    for (const id of this.#order) this.#reserveEvents(this.#plugins.get(id)!);
     const settings = await this.kernel.db.selectFrom('plugin_settings').select(['plugin_id', 'enabled']).execute();
     const disabledInDb = new Set(settings.filter((s) => !s.enabled).map((s) => s.plugin_id));
     for (const id of this.#order) {
@@ -312,11 +314,29 @@ export class PluginManager {
     if (reason !== 'shutdown') this.kernel.bus.fire('plugin_stopped', { plugin: id });
   }
 
+  /**
+   * Reserves the plugin's declared events for as long as it is installed (the whole process):
+   * a disabled or failed plugin's events stay closed to everyone else. A clash is left for
+   * {@link #check} to report when the plugin starts.
+   */
+  #reserveEvents({ source: { definition } }: Loaded): void {
+    const types = definition.reservedEvents ?? [];
+    if (types.some((type) => typeof type !== 'string' || !EVENT_TYPE.test(type))) return;
+    try {
+      this.kernel.bus.reserve(`plugin:${definition.id}`, types);
+    } catch {
+      // #check names the holder when the plugin starts.
+    }
+  }
+
   #check(definition: PluginDefinition): void {
     const shape = definitionShape.safeParse(definition);
     if (!shape.success) {
       throw new Error(`Invalid plugin definition: ${shape.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
     }
+    const owner = `plugin:${definition.id}`;
+    const heldByOther = definition.reservedEvents?.find((type) => this.kernel.bus.reservedBy(type) !== owner);
+    if (heldByOther) throw new Error(`${heldByOther} is reserved by ${this.kernel.bus.reservedBy(heldByOther)}`);
     if (!semver.satisfies(this.kernel.hubVersion, definition.hub, { includePrerelease: true })) {
       throw new Error(
         `Needs hub ${definition.hub}, but this hub is ${this.kernel.hubVersion}; install a version of the plugin made for this hub`,
@@ -384,7 +404,6 @@ export class PluginManager {
           if ((bus.reservedBy(type) ?? owner) !== owner) refuseReserved(bus, type);
           return bus.fire(type, data, options);
         },
-        reserve: (...types) => scope.add(bus.reserve(owner, types)),
         on: (type, listener) => scope.add(bus.on(type, listener)),
         once: (type, listener) => scope.add(bus.once(type, listener)),
       },

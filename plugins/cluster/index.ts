@@ -14,6 +14,7 @@ import { Geocoder, NominatimGeocoder, PoolGeocoder, type GeocoderProvider } from
 import type { BarrierOptions, BBox, PlannerConfig } from './planner/index.js';
 import { BULK_CHANGE, ClusterPlanning } from './planning.js';
 import { registerRoutes, type DataChange } from './routes.js';
+import { RUN_EVENTS } from './runs.js';
 import { clusterMowing } from './schedule.js';
 import { addressCandidateId } from './store.js';
 import type { ClusterDb } from './tables.js';
@@ -73,6 +74,8 @@ export default definePlugin({
   hub: '^0.1.0',
   description: 'Neighbourhood clusters: the yards one mower can reach without crossing a road, from OpenStreetMap roads',
   config,
+  // Billing acts on the run events; other instances act on cluster_data_changed.
+  reservedEvents: [...RUN_EVENTS, 'cluster_data_changed'],
 
   async setup(ctx) {
     const db: ClusterDb = ctx.db.withTables();
@@ -127,7 +130,6 @@ export default definePlugin({
     });
     // Another instance stored or deleted an extract, or changed pool addresses: this one
     // refreshes that extract, or those addresses, and keeps every other road model.
-    ctx.bus.reserve('cluster_data_changed');
     const changed = (change: DataChange) => void ctx.bus.fire('cluster_data_changed', change);
     ctx.bus.on('cluster_data_changed', (event) => {
       // Only the plugin's own events (fired without a user) from another instance mean anything.

@@ -23,7 +23,7 @@ import { jsonb, type Role } from '../../core/db/index.js';
 import { hubError } from '../../core/errors/index.js';
 import { TimeZone } from '../../core/homes/index.js';
 import type { PluginContext } from '../../core/plugin.js';
-import { ClusterRuns, RUN_EVENTS, SessionEndedData, type RunView, type YardScope } from './runs.js';
+import { ClusterRuns, SessionEndedData, type RunView, type YardScope } from './runs.js';
 import { ClusterIdParam, type ClusterDb, type WeeklyPlan } from './tables.js';
 
 /** What {@link clusterMowing} needs from the plugin entry. */
@@ -205,16 +205,14 @@ const routes = {
 
 
 /**
- * Registers cluster mowing on the cluster plugin's context: the run events (reserved: billing
- * acts on them), routes, actions, the `cluster-plan` Node-RED node, the `mowing_session_ended`
- * listener and the `runs` job, which also carries on runs a previous start left open. Await it
+ * Registers cluster mowing on the cluster plugin's context: routes, actions, the `cluster-plan`
+ * Node-RED node, the `mowing_session_ended` listener and the `runs` job, which also carries on runs a previous start left open. Await it
  * in `setup` (the plugin's migrations ran before).
  *
  * @example
  * await clusterMowing(ctx, { positionChanged: (id) => nextYardEntity.refresh(id), plan: (home) => planner.planFor(home) });
  */
 export async function clusterMowing(ctx: PluginContext<unknown>, hooks: ClusterMowingHooks): Promise<void> {
-  ctx.bus.reserve(...RUN_EVENTS);
   const timing = {
     yardTimeoutMs: hooks.yardTimeoutMs ?? DEFAULTS.yardTimeoutMs,
     catchUpMs: hooks.catchUpMs ?? DEFAULTS.catchUpMs,

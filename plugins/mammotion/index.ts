@@ -39,10 +39,11 @@ export default definePlugin({
   hub: '^0.1.0',
   description: 'Mammotion robotic mowers (Luba, Yuka) through the Mammotion cloud',
   config,
+  // Billing and cluster runs count its m²: nobody else may fire one.
+  reservedEvents: ['mowing_session_ended'],
 
   async setup(ctx) {
     const db = ctx.db.withTables<MammotionTables>();
-    ctx.bus.reserve('mowing_session_ended'); // billing and cluster runs count its m²: nobody else may fire one
     const sessions = new SessionTracker(ctx.db, (ended) => void ctx.bus.fire('mowing_session_ended', ended, { homeId: ended.home_id }), ctx.log);
     const links = new Map<string, AccountLink>();
     const mowers = new Map<string, MowerDriver>();

@@ -103,13 +103,13 @@ describe('EventBus', () => {
 });
 
 describe('reserved event types', () => {
-  it('holds the kernel’s types from the start, and a plugin’s until it lets go', () => {
+  it('holds the kernel’s types from the start, and a plugin’s for good', () => {
     const { bus } = busWithLog();
     expect(bus.reservedBy('state_changed')).toBe(KERNEL);
     expect(bus.reservedBy('home_updated')).toBe(KERNEL);
     expect(bus.reservedBy('mowing_session_ended')).toBeUndefined();
 
-    const release = bus.reserve('plugin:mower', ['mowing_session_ended', 'mower_billed']);
+    bus.reserve('plugin:mower', ['mowing_session_ended', 'mower_billed']);
     expect(bus.reservedBy('mowing_session_ended')).toBe('plugin:mower');
     // Nobody else takes them, nor the kernel's; a refused reservation takes nothing.
     expect(() => bus.reserve('plugin:other', ['other_event', 'mower_billed'])).toThrow(/mower_billed is reserved by plugin:mower/);
@@ -120,10 +120,9 @@ describe('reserved event types', () => {
     bus.on('mowing_session_ended', (e) => void seen.push(e.event_type));
     bus.fire('mowing_session_ended', {});
     expect(seen).toEqual(['mowing_session_ended']);
-
-    release();
-    expect(bus.reservedBy('mowing_session_ended')).toBeUndefined();
-    expect(bus.reservedBy('state_changed')).toBe(KERNEL);
+    // The owner reserving again (a restart of the plugin) changes nothing.
+    bus.reserve('plugin:mower', ['mowing_session_ended']);
+    expect(bus.reservedBy('mowing_session_ended')).toBe('plugin:mower');
   });
 
   describe('through the APIs', () => {
@@ -133,16 +132,16 @@ describe('reserved event types', () => {
     let homeId: string;
     let mower: PluginContext<unknown> | undefined;
     let other: PluginContext<unknown> | undefined;
-    const plugin = (id: string, setup: (ctx: PluginContext<unknown>) => void) => ({ definition: definePlugin({ id, version: '1.0.0', hub: '*', setup }) });
+    const plugin = (id: string, setup: (ctx: PluginContext<unknown>) => void, reservedEvents: string[] = []) => ({
+      definition: definePlugin({ id, version: '1.0.0', hub: '*', reservedEvents, setup }),
+    });
 
     beforeAll(async () => {
-      t = await createTestHub({}, {
+      t = await createTestHub({ HUB_DISABLED_PLUGINS: 'billing' }, {
         plugins: [
-          plugin('mower', (ctx) => {
-            mower = ctx;
-            ctx.bus.reserve('mowing_session_ended');
-          }),
+          plugin('mower', (ctx) => void (mower = ctx), ['mowing_session_ended']),
           plugin('other', (ctx) => void (other = ctx)),
+          plugin('billing', () => {}, ['invoice_paid']),
         ],
       });
       ({ url } = await t.hub.listen());
@@ -176,16 +175,22 @@ describe('reserved event types', () => {
       expect((await fireRest('lawn_watered')).status).toBe(200);
     });
 
-    it('lets go when the plugin stops, and holds again when it starts', async () => {
+    it('holds them while the plugin is installed: disabled by an admin, or never started', async () => {
       await t.hub.plugins.disable('mower');
-      expect((await fireRest('mowing_session_ended')).status).toBe(200);
+      expect((await fireRest('mowing_session_ended')).status).toBe(403);
+      expect(() => other!.bus.fire('mowing_session_ended', {})).toThrow(expect.objectContaining({ code: 'HUB_ERR_FORBIDDEN' }));
       await t.hub.plugins.enable('mower');
       expect((await fireRest('mowing_session_ended')).status).toBe(403);
+
+      expect(t.hub.plugins.get('billing')).toMatchObject({ status: 'disabled' });
+      const rest = await fireRest('invoice_paid');
+      expect(rest.status).toBe(403);
+      expect(await rest.json()).toMatchObject({ error: { code: 'HUB_ERR_FORBIDDEN', message: 'invoice_paid is fired by the billing plugin only' } });
     });
 
-    it('fails the setup of a plugin that reserves what another holds', async () => {
+    it('fails the start of a plugin that declares what another holds', async () => {
       const hub = await createTestHub({}, {
-        plugins: [plugin('first', (ctx) => ctx.bus.reserve('yard_billed')), plugin('second', (ctx) => ctx.bus.reserve('yard_billed'))],
+        plugins: [plugin('first', () => {}, ['yard_billed']), plugin('second', () => {}, ['yard_billed'])],
       });
       try {
         expect(hub.hub.plugins.get('second')).toMatchObject({ status: 'failed', error: 'yard_billed is reserved by plugin:first' });

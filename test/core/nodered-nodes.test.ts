@@ -37,9 +37,9 @@ function pumpPlugin() {
     id: 'nrtest',
     version: '1.0.0',
     hub: '*',
+    reservedEvents: ['nrtest_reading'],
     setup(ctx) {
       context = ctx;
-      ctx.bus.reserve('nrtest_reading');
       ctx.actions.register({
         domain: 'nrtest',
         name: 'turn_on',

@@ -44,9 +44,9 @@ export function standInMower(entityId = 'lawn_mower.fake') {
     id: 'standin',
     version: '1.0.0',
     hub: '*',
+    reservedEvents: ['mowing_session_ended'],
     setup(ctx) {
       context = ctx;
-      ctx.bus.reserve('mowing_session_ended');
       ctx.actions.register({
         domain: 'mammotion',
         name: 'start_zones',
