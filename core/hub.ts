@@ -159,6 +159,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
         time_zone: home?.timezone ?? 'UTC',
       };
     },
+    limits: config.websocket,
     components: () => [...new Set([...plugins.list().filter((p) => p.status === 'running').map((p) => p.id), ...actions.list(null).map((a) => a.domain)])].sort(),
   });
   const metrics = new Metrics({ db, database, states, mqtt, telemetry, plugins, websocketConnections: () => ws.connectionCount }, registry);

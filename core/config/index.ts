@@ -30,6 +30,14 @@ const url = (protocols: string[]) =>
     .refine((v) => protocols.includes(new URL(v).protocol), `must start with ${protocols.join(' or ')}//`)
     .optional();
 
+const count = (fallback: number, min: number, max: number, what: string) =>
+  z.coerce
+    .number({ error: `must be a number of ${what}` })
+    .int(`must be a whole number of ${what}`)
+    .min(min, `must be between ${min} and ${max}`)
+    .max(max, `must be between ${min} and ${max}`)
+    .default(fallback);
+
 /** Environment variables the hub reads, with their defaults and what they allow. */
 export const envSchema = z.object({
   PORT: port(8080),
@@ -60,6 +68,11 @@ export const envSchema = z.object({
     .regex(/^[a-z0-9_,\s]*$/, 'must be plugin ids separated by commas')
     .default('')
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)),
+  HUB_WS_MAX_SUBSCRIPTIONS: count(300, 1, 100_000, 'subscriptions'),
+  HUB_WS_MAX_CONNECTIONS_PER_USER: count(20, 1, 10_000, 'connections'),
+  HUB_WS_COMMAND_RATE: count(20, 1, 100_000, 'commands a second'),
+  HUB_WS_COMMAND_BURST: count(200, 1, 1_000_000, 'commands'),
+  HUB_WS_AUTH_RECHECK_SECONDS: count(5, 1, 300, 'seconds'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   NODE_ENV: z.string().default('development'),
 });
@@ -94,6 +107,14 @@ export interface HubConfig {
   bodyLimit: number;
   /** Plugins this deployment does not run (`HUB_DISABLED_PLUGINS`). */
   disabledPlugins: string[];
+  /** WebSocket API limits (`HUB_WS_*`); see core/api/ws/limits.ts. */
+  websocket: {
+    maxSubscriptions: number;
+    maxConnectionsPerUser: number;
+    commandRate: number;
+    commandBurst: number;
+    recheckMs: number;
+  };
   /** The `PLUGIN_<ID>_<KEY>` variables, read by each plugin's config schema. */
   pluginEnv: Record<string, string>;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -149,6 +170,13 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     noderedPaletteInstall: e.HUB_NODERED_PALETTE_INSTALL,
     bodyLimit: e.HUB_BODY_LIMIT,
     disabledPlugins: e.HUB_DISABLED_PLUGINS,
+    websocket: {
+      maxSubscriptions: e.HUB_WS_MAX_SUBSCRIPTIONS,
+      maxConnectionsPerUser: e.HUB_WS_MAX_CONNECTIONS_PER_USER,
+      commandRate: e.HUB_WS_COMMAND_RATE,
+      commandBurst: e.HUB_WS_COMMAND_BURST,
+      recheckMs: e.HUB_WS_AUTH_RECHECK_SECONDS * 1000,
+    },
     pluginEnv: Object.fromEntries(Object.entries(present).filter(([key]) => key.startsWith('PLUGIN_'))) as Record<string, string>,
     logLevel: e.LOG_LEVEL,
     production: e.NODE_ENV === 'production',

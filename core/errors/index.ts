@@ -62,6 +62,7 @@ export const ERRORS = {
   HUB_ERR_CLUSTER_EMPTY: { status: 422, message: "The plan has no yards besides the host's; there is nothing to accept" },
   HUB_ERR_ROADS_UNUSABLE: { status: 422, message: 'The road data has no usable line features' },
   HUB_ERR_RATE_LIMITED: { status: 429, message: 'Too many attempts; try again later' },
+  HUB_ERR_TOO_MANY_SUBSCRIPTIONS: { status: 429, message: 'This connection holds too many subscriptions; unsubscribe some first' },
   HUB_ERR_INTERNAL: { status: 500, message: 'Internal error' },
   HUB_ERR_UPSTREAM: { status: 502, message: 'A cloud service the hub depends on refused or failed the request' },
   HUB_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The device did not answer in time' },

@@ -12,10 +12,13 @@ import { z } from 'zod';
 import { servicesByDomain, type ActionRegistry } from '../../actions/index.js';
 import { homeRole, type Principal } from '../../auth/index.js';
 import { ALL_EVENTS, canSee, createContext, EVENT_TYPE, fireAsCaller, type EventBus, type HubEvent, type StateChangedData } from '../../bus/index.js';
-import { HubError, type ErrorCode } from '../../errors/index.js';
+import { HubError, hubError, type ErrorCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import type { StateMachine } from '../../states/index.js';
 import { compressState, diffStates, type CompressedDiff, type CompressedState } from './compressed.js';
+import { TokenBucket, type WebSocketLimits } from './limits.js';
+
+export type { WebSocketLimits } from './limits.js';
 
 /** The Home Assistant protocol level we speak; HA clients pick features by it. */
 export const HA_VERSION = '2025.1.0';
@@ -41,6 +44,7 @@ export interface WebSocketApiOptions {
   homeConfig(principal: Principal): Promise<{ name: string; latitude: number; longitude: number; time_zone: string }>;
   /** Plugin ids and action domains, for `get_config.components`. */
   components(): string[];
+  limits: WebSocketLimits;
 }
 
 const command = z.object({ id: z.number().int().positive(), type: z.string() }).passthrough();
@@ -50,25 +54,93 @@ function haErrorCode(code: ErrorCode): string {
   if (code === 'HUB_ERR_VALIDATION' || code === 'HUB_ERR_MALFORMED_JSON' || code === 'HUB_ERR_INVALID_ENTITY_ID') return 'invalid_format';
   if (code.endsWith('_NOT_FOUND')) return 'not_found';
   if (code === 'HUB_ERR_FORBIDDEN' || code === 'HUB_ERR_UNAUTHENTICATED') return 'unauthorized';
+  if (code === 'HUB_ERR_RATE_LIMITED' || code === 'HUB_ERR_TOO_MANY_SUBSCRIPTIONS') return 'not_allowed';
   return 'home_assistant_error';
+}
+
+/** The JSON id of a message, echoed in an error about it when it is a number. */
+function idOf(message: unknown): number | null {
+  const id = (message as { id?: unknown } | null | undefined)?.id;
+  return typeof id === 'number' ? id : null;
 }
 
 export class WebSocketApi {
   readonly #server = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   readonly #connections = new Set<Connection>();
+  /** Authenticated connections per user id, and whose each one is, for the per-user cap. */
+  readonly #perUser = new Map<string, number>();
+  readonly #userOf = new Map<Connection, string>();
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #recheck: NodeJS.Timeout;
+  #rechecking: Promise<void> | undefined;
 
   constructor(private readonly options: WebSocketApiOptions) {
     this.#heartbeat = setInterval(() => this.#checkAlive(), HEARTBEAT_MS).unref();
+    this.#recheck = setInterval(() => void this.recheckCredentials(), options.limits.recheckMs).unref();
   }
 
   /** Takes over an HTTP upgrade for {@link WEBSOCKET_PATH}. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.#server.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new Connection(ws, this.options);
+      const connection: Connection = new Connection(ws, this.options, (userId: string): boolean => this.#admit(connection, userId));
       this.#connections.add(connection);
-      ws.once('close', () => this.#connections.delete(connection));
+      ws.once('close', () => {
+        this.#connections.delete(connection);
+        this.#release(connection);
+      });
     });
+  }
+
+  /**
+   * Checks every open connection's credential again, one query per distinct token, so a logout,
+   * an expired session, a revoked token, a disabled account or a changed membership reaches open
+   * sockets within `limits.recheckMs`. Commands use the last result and cost no query. While a
+   * check runs, further calls share it.
+   */
+  recheckCredentials(): Promise<void> {
+    this.#rechecking ??= this.#recheckAll().finally(() => (this.#rechecking = undefined));
+    return this.#rechecking;
+  }
+
+  async #recheckAll(): Promise<void> {
+    const byToken = new Map<string, Connection[]>();
+    for (const connection of this.#connections) {
+      const token = connection.token;
+      if (!token) continue;
+      const sharing = byToken.get(token);
+      if (sharing) sharing.push(connection);
+      else byToken.set(token, [connection]);
+    }
+    await Promise.all(
+      [...byToken].map(async ([token, connections]) => {
+        let principal: Principal | undefined;
+        try {
+          principal = await this.options.authenticateToken(token);
+        } catch (error) {
+          // The database is away: keep serving the last known principal rather than drop everyone.
+          this.options.log.warn({ err: error }, 'websocket credential check failed; trying again at the next one');
+          return;
+        }
+        for (const connection of connections) connection.credentialChecked(principal);
+      }),
+    );
+  }
+
+  #admit(connection: Connection, userId: string): boolean {
+    const held = this.#perUser.get(userId) ?? 0;
+    if (held >= this.options.limits.maxConnectionsPerUser) return false;
+    this.#perUser.set(userId, held + 1);
+    this.#userOf.set(connection, userId);
+    return true;
+  }
+
+  #release(connection: Connection): void {
+    const userId = this.#userOf.get(connection);
+    if (userId === undefined) return;
+    this.#userOf.delete(connection);
+    const held = this.#perUser.get(userId)! - 1;
+    if (held > 0) this.#perUser.set(userId, held);
+    else this.#perUser.delete(userId);
   }
 
   get connectionCount(): number {
@@ -78,12 +150,12 @@ export class WebSocketApi {
   /** Closes every connection (code 1001, going away). */
   close(): void {
     clearInterval(this.#heartbeat);
+    clearInterval(this.#recheck);
     for (const ws of this.#server.clients) ws.close(1001, 'Hub stopping');
     this.#server.close();
   }
 
   #checkAlive(): void {
-    for (const connection of this.#connections) void connection.revalidate();
     for (const ws of this.#server.clients as Set<WebSocket & { alive?: boolean }>) {
       if (ws.alive === false) {
         ws.terminate();
@@ -103,14 +175,20 @@ class Connection {
   #coalesce = false;
   #outbox: unknown[] = [];
   readonly #subscriptions = new Map<number, () => void>();
+  readonly #commands: TokenBucket;
   readonly #log: Logger;
   #authTimer: NodeJS.Timeout;
 
+  /**
+   * @param admit takes one of the user's connection slots; false when they hold them all
+   */
   constructor(
     private readonly ws: WebSocket & { alive?: boolean },
     private readonly options: WebSocketApiOptions,
+    private readonly admit: (userId: string) => boolean,
   ) {
     this.#log = options.log.child({ ws: createContext().id });
+    this.#commands = new TokenBucket(options.limits.commandBurst, options.limits.commandRate);
     ws.alive = true;
     ws.on('pong', () => (ws.alive = true));
     this.#authTimer = setTimeout(() => ws.close(4001, 'Authentication timed out'), AUTH_TIMEOUT_MS);
@@ -119,14 +197,38 @@ class Connection {
     });
     ws.on('close', () => {
       clearTimeout(this.#authTimer);
-      for (const unsubscribe of this.#subscriptions.values()) unsubscribe();
-      this.#subscriptions.clear();
+      this.#unsubscribeAll();
     });
     ws.on('error', (error) => this.#log.warn({ err: error }, 'websocket error'));
     this.#send({ type: 'auth_required', ha_version: HA_VERSION });
   }
 
+  /** The credential this connection authenticated with, once it has. */
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  /** Takes the result of a credential re-check: the caller as they are now, or gone. */
+  credentialChecked(principal: Principal | undefined): void {
+    if (principal) {
+      this.#principal = principal;
+      return;
+    }
+    this.#log.info('websocket credential no longer valid; closing');
+    // Nothing more reaches or runs for this caller, even in the moments the close handshake takes.
+    this.#principal = undefined;
+    this.#token = undefined;
+    this.#unsubscribeAll();
+    this.ws.close(4001, 'Credential no longer valid');
+  }
+
+  #unsubscribeAll(): void {
+    for (const unsubscribe of this.#subscriptions.values()) unsubscribe();
+    this.#subscriptions.clear();
+  }
+
   async #receive(text: string): Promise<void> {
+    if (this.ws.readyState !== this.ws.OPEN) return;
     let message: unknown;
     try {
       message = JSON.parse(text);
@@ -135,20 +237,21 @@ class Connection {
     }
     // A command sent right behind the auth message waits for the auth to finish.
     if (this.#authenticating) await this.#authenticating;
+    if (this.ws.readyState !== this.ws.OPEN) return;
     if (!this.#principal) {
       this.#authenticating = this.#authenticate(message).finally(() => (this.#authenticating = undefined));
       return this.#authenticating;
     }
-    const parsed = command.safeParse(message);
-    if (!parsed.success) {
-      const id = (message as { id?: unknown } | undefined)?.id;
-      return this.#error(typeof id === 'number' ? id : null, 'invalid_format', 'Message needs an integer id and a type');
+    // Refused commands leave their id unused, so a client may send it again after a pause.
+    if (!this.#commands.take()) {
+      return this.#error(idOf(message), 'not_allowed', `Too many commands (at most ${this.options.limits.commandRate} a second); slow down`, 'HUB_ERR_RATE_LIMITED');
     }
+    const parsed = command.safeParse(message);
+    if (!parsed.success) return this.#error(idOf(message), 'invalid_format', 'Message needs an integer id and a type');
     // Ids are checked in arrival order, before anything waits; commands then run concurrently.
     const { id, type } = parsed.data;
     if (id <= this.#lastId) return this.#error(id, 'id_reuse', 'Identifier values have to increase.');
     this.#lastId = id;
-    if (!(await this.revalidate())) return;
     try {
       await this.#handle(id, type, parsed.data);
     } catch (error) {
@@ -161,27 +264,10 @@ class Connection {
     }
   }
 
-  /**
-   * Checks the credential again (before each command and every heartbeat), so a logout, an
-   * expired session, a revoked token or a changed membership reaches open sockets too.
-   *
-   * @returns false when the connection was closed.
-   */
-  async revalidate(): Promise<boolean> {
-    if (!this.#token) return true;
-    const principal = await this.options.authenticateToken(this.#token).catch(() => this.#principal);
-    if (principal) {
-      this.#principal = principal;
-      return true;
-    }
-    this.#log.info('websocket credential no longer valid; closing');
-    this.ws.close(4001, 'Credential no longer valid');
-    return false;
-  }
-
   async #authenticate(message: unknown): Promise<void> {
     const auth = z.object({ type: z.literal('auth'), access_token: z.string().min(1).max(512) }).safeParse(message);
     const principal = auth.success ? await this.options.authenticateToken(auth.data.access_token) : undefined;
+    if (this.ws.readyState !== this.ws.OPEN) return; // gave up while we checked: hold no slot
     if (!principal) {
       this.#send({ type: 'auth_invalid', message: auth.success ? 'Invalid access token or password' : 'Expected {"type":"auth","access_token":…}' });
       this.#flush();
@@ -189,6 +275,14 @@ class Connection {
       return;
     }
     clearTimeout(this.#authTimer);
+    if (!this.admit(principal.user.id)) {
+      const { maxConnectionsPerUser } = this.options.limits;
+      this.#log.info({ userId: principal.user.id, maxConnectionsPerUser }, 'websocket refused: too many connections for the user');
+      this.#send({ type: 'auth_invalid', message: `Too many connections for this user (at most ${maxConnectionsPerUser}); close one first` });
+      this.#flush();
+      this.ws.close(1008, 'Too many connections');
+      return;
+    }
     this.#principal = principal;
     this.#token = auth.data!.access_token;
     this.#log.info({ userId: principal.user.id }, 'websocket authenticated');
@@ -212,7 +306,7 @@ class Connection {
         return this.#result(id, await this.#config(principal));
       case 'subscribe_events': {
         const { event_type } = z.object({ event_type: z.string().max(64).optional() }).parse(msg);
-        this.#subscribe(id, bus.on(event_type ?? ALL_EVENTS, (event) => this.#forward(id, event)));
+        this.#subscribe(id, () => bus.on(event_type ?? ALL_EVENTS, (event) => this.#forward(id, event)));
         return this.#result(id, null);
       }
       case 'unsubscribe_events': {
@@ -223,8 +317,10 @@ class Connection {
         this.#subscriptions.delete(subscription);
         return this.#result(id, null);
       }
-      case 'subscribe_entities':
-        return this.#subscribeEntities(id, z.object({ entity_ids: z.array(z.string()).optional() }).parse(msg).entity_ids);
+      case 'subscribe_entities': {
+        const { entity_ids } = z.object({ entity_ids: z.array(z.string().max(255)).optional() }).parse(msg);
+        return this.#subscribeEntities(id, entity_ids && new Set(entity_ids));
+      }
       case 'call_service': {
         const call = z
           .object({
@@ -253,24 +349,25 @@ class Connection {
     }
   }
 
-  #subscribe(id: number, unsubscribe: () => void): void {
-    this.#subscriptions.set(id, unsubscribe);
+  /** Registers a subscription under its command's id, within the per-connection cap. */
+  #subscribe(id: number, listen: () => () => void): void {
+    const { maxSubscriptions } = this.options.limits;
+    if (this.#subscriptions.size >= maxSubscriptions) {
+      throw hubError('HUB_ERR_TOO_MANY_SUBSCRIPTIONS', `This connection holds ${maxSubscriptions} subscriptions, the most it may; unsubscribe some first`);
+    }
+    this.#subscriptions.set(id, listen());
   }
 
   #forward(id: number, event: HubEvent): void {
-    if (!canSee(event, this.#principal!)) return;
+    if (!this.#principal || !canSee(event, this.#principal)) return;
     this.#send({ id, type: 'event', event });
   }
 
-  #subscribeEntities(id: number, only: string[] | undefined): void {
-    const principal = this.#principal!;
-    const wanted = (entityId: string, homeId: string) => (!only || only.includes(entityId)) && homeRole(principal, homeId) !== undefined;
-    const initial: Record<string, CompressedState> = {};
-    for (const entry of this.options.states.entries()) {
-      if (wanted(entry.state.entity_id, entry.homeId)) initial[entry.state.entity_id] = compressState(entry.state);
-    }
-    this.#subscribe(
-      id,
+  #subscribeEntities(id: number, only: ReadonlySet<string> | undefined): void {
+    // The current principal, not the one at subscribe time: a re-check may have taken a home away.
+    const wanted = (entityId: string, homeId: string) =>
+      (!only || only.has(entityId)) && this.#principal !== undefined && homeRole(this.#principal, homeId) !== undefined;
+    this.#subscribe(id, () =>
       this.options.bus.on('state_changed', (event: HubEvent<StateChangedData>) => {
         const { entity_id, old_state, new_state } = event.data;
         if (event.home_id === null || !wanted(entity_id, event.home_id)) return;
@@ -281,6 +378,10 @@ class Connection {
         this.#send({ id, type: 'event', event: update });
       }),
     );
+    const initial: Record<string, CompressedState> = {};
+    for (const entry of this.options.states.entries()) {
+      if (wanted(entry.state.entity_id, entry.homeId)) initial[entry.state.entity_id] = compressState(entry.state);
+    }
     this.#result(id, null);
     this.#send({ id, type: 'event', event: { a: initial } });
   }

@@ -219,17 +219,8 @@ describe('commands', () => {
   });
 });
 
-describe('a credential that ends', () => {
-  it('closes the socket at the next command after logout', async () => {
-    const token = await t.login('alice@example.com', 'user-password-1');
-    const client = await WsClient.authenticated(url, token);
-    expect(await client.command({ id: 1, type: 'ping' })).toMatchObject({ type: 'pong' });
-    await t.request('/api/auth/logout', { method: 'POST', token });
-    client.send({ id: 2, type: 'get_states' });
-    expect((await client.closed).code).toBe(4001);
-    expect(client.messages.filter((m) => m.id === 2)).toEqual([]);
-  });
-
+// Credentials that end (logout, revoked token, disabled account) are in ws-limits.test.ts.
+describe('reserved events', () => {
   it('refuses to fire the kernel’s own events', async () => {
     const client = await WsClient.authenticated(url, alice.token);
     for (const [id, event_type] of [[1, 'home_deleted'], [2, 'state_changed']] as const) {
