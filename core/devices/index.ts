@@ -121,7 +121,7 @@ const routes = {
     method: 'post',
     path: '/devices/{id}/credentials',
     tags,
-    summary: 'Replace the MQTT password (owner); the old one stops working',
+    summary: "Replace the MQTT password (owner); the old one stops working and the device's connections are closed",
     request: { params: HomeParam },
     responses: { 200: json(DeviceWithCredentials, 'New credentials, shown once'), ...errors(400, 401, 403, 404) },
   }),
@@ -129,7 +129,7 @@ const routes = {
     method: 'delete',
     path: '/devices/{id}',
     tags,
-    summary: 'Remove a device and its entities and readings (owner)',
+    summary: 'Remove a device and its entities and readings (owner); its connections are closed',
     request: { params: HomeParam },
     responses: { 204: { description: 'Removed' }, ...errors(400, 401, 403, 404) },
   }),
@@ -153,8 +153,11 @@ function present(device: Device): z.infer<typeof DeviceSchema> {
 export interface DeviceRoutesOptions {
   db: Kysely<Database>;
   states: StateMachine;
-  /** Topic root and where devices reach the broker (the request's host for the embedded one). */
-  mqtt: { root: string; address(requestHost: string): { host: string; port: number } };
+  /**
+   * Topic root, where devices reach the broker (the request's host for the embedded one), and
+   * how to cut off a device's live connections when its credentials stop being valid.
+   */
+  mqtt: { root: string; address(requestHost: string): { host: string; port: number }; disconnect(deviceId: string): number };
   /** Called after a device is deleted (the ingest forgets it). */
   onDeleted(deviceId: string): void;
 }
@@ -214,7 +217,7 @@ export function deviceRoutes({ db, states, mqtt, onDeleted }: DeviceRoutesOption
     requireHomeRole(c.var.principal, device.home_id, 'owner');
     const password = generateSecret();
     await db.updateTable('devices').set(passwordHashes(password)).where('id', '=', device.id).execute();
-    c.var.log.info({ deviceId: device.id }, 'device credentials rotated');
+    c.var.log.info({ deviceId: device.id, disconnected: mqtt.disconnect(device.id) }, 'device credentials rotated');
     return c.json({ ...present(device), mqtt: credentials(device, password, c.req.header('host') ?? '') }, 200);
   });
 
@@ -226,7 +229,7 @@ export function deviceRoutes({ db, states, mqtt, onDeleted }: DeviceRoutesOption
     for (const entry of [...states.entries()]) {
       if (entry.deviceId === device.id) states.remove(entry.state.entity_id);
     }
-    c.var.log.info({ deviceId: device.id }, 'device removed');
+    c.var.log.info({ deviceId: device.id, disconnected: mqtt.disconnect(device.id) }, 'device removed');
     return c.body(null, 204);
   });
 

@@ -1,8 +1,9 @@
 /**
  * The embedded broker (aedes) for hubs without `MQTT_URL`. Devices authenticate with their
- * credentials and may publish only under their own topic and subscribe only to their own
- * commands. The hub itself is no network client: it publishes and subscribes in-process, so
- * a burst of device messages never queues behind a loopback socket.
+ * credentials, connect under client ids bound to them, and may publish only under their own
+ * topic and subscribe only to their own commands. The hub itself is no network client: it
+ * publishes and subscribes in-process, so a burst of device messages never queues behind a
+ * loopback socket, and no device can take its client id.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
@@ -32,8 +33,17 @@ export interface EmbeddedBrokerOptions {
 const identities = new WeakMap<Client, DeviceIdentity>();
 const DEVICE_TOPICS = new Set(['telemetry', 'status', 'state']);
 
-function refusal(code: 4 | 5, message: string): AuthenticateError {
+function refusal(code: 2 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
+}
+
+/**
+ * Whether a client id belongs to a device: its id, or its id and `-<anything>` for a second
+ * connection. Device ids are UUIDs of one length, so no device's ids can be another's, and a
+ * device cannot take over (or resume the session of) another device's connection.
+ */
+export function clientIdBelongsTo(clientId: string, deviceId: string): boolean {
+  return clientId === deviceId || clientId.startsWith(`${deviceId}-`);
 }
 
 /** The hub's side of the embedded broker. */
@@ -41,11 +51,14 @@ export interface EmbeddedBroker {
   port: number;
   publish(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean): Promise<void>;
   subscribe(filter: string, deliver: (topic: string, payload: Buffer) => void): Promise<() => Promise<void>>;
+  /** Closes every connection of a device, and any still logging in; answers how many. */
+  disconnectDevice(deviceId: string): number;
   close(): Promise<void>;
 }
 
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const { root } = options;
+  const connections = new DeviceConnections();
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
       const secret = password?.toString() ?? '';
@@ -53,16 +66,25 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
         options.onRefused('auth', { clientId: client.id, reason: 'no credentials' });
         return done(refusal(4, 'Credentials required'), false);
       }
+      // Held from before the credentials are read, so a rotation during the check cuts it off too.
+      const release = connections.hold(username, client);
       options.authenticateDevice(username, secret).then(
         (device) => {
           if (!device) {
+            release();
             options.onRefused('auth', { clientId: client.id, username });
             return done(refusal(4, 'Bad username or password'), false);
+          }
+          if (!clientIdBelongsTo(client.id, device.deviceId)) {
+            release();
+            options.onRefused('auth', { clientId: client.id, username, reason: 'client id not bound to the device' });
+            return done(refusal(2, 'Identifier rejected: the client id must be the device id'), false);
           }
           identities.set(client, device);
           done(null, true);
         },
         (error: unknown) => {
+          release();
           options.log.error({ err: error }, 'mqtt device authentication failed');
           done(refusal(5, 'Not authorized'), false);
         },
@@ -132,6 +154,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       await new Promise<void>((resolve) => broker.subscribe(filter, onMessage, resolve));
       return () => new Promise<void>((resolve) => broker.unsubscribe(filter, onMessage, resolve));
     },
+    disconnectDevice: (deviceId) => connections.closeAll(deviceId),
     async close() {
       // aedes.close waits for clients that may never go: cut their sockets first.
       for (const socket of sockets) socket.destroy();
@@ -139,4 +162,28 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       await new Promise<void>((resolve) => broker.close(() => resolve()));
     },
   };
+}
+
+/** The connections of each device (by login), from the moment they try to log in until their socket closes. */
+class DeviceConnections {
+  readonly #byDevice = new Map<string, Set<Client>>();
+
+  /** Holds a client under a login; answers the function that lets it go (also called when its socket closes). */
+  hold(username: string, client: Client): () => void {
+    const clients = this.#byDevice.get(username) ?? new Set<Client>();
+    this.#byDevice.set(username, clients);
+    clients.add(client);
+    const release = () => {
+      clients.delete(client);
+      if (clients.size === 0 && this.#byDevice.get(username) === clients) this.#byDevice.delete(username);
+    };
+    client.conn.once('close', release);
+    return release;
+  }
+
+  closeAll(deviceId: string): number {
+    const clients = [...(this.#byDevice.get(deviceId) ?? [])];
+    for (const client of clients) client.close();
+    return clients.length;
+  }
 }

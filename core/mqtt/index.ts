@@ -16,7 +16,7 @@ import { topicMatches } from './topics.js';
 
 export { topicMatches, unshared } from './topics.js';
 export { mosquittoFiles, mosquittoHash } from './mosquitto-files.js';
-export type { DeviceIdentity } from './embedded.js';
+export { clientIdBelongsTo, type DeviceIdentity } from './embedded.js';
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
@@ -36,6 +36,8 @@ interface Transport {
   readonly connected: boolean;
   publish(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean): Promise<void>;
   subscribe(filter: string, deliver: MessageHandler): Promise<() => Promise<void>>;
+  /** Closes a device's connections; absent where the hub cannot (an external broker). */
+  disconnectDevice?(deviceId: string): number;
   close(): Promise<void>;
 }
 
@@ -111,6 +113,20 @@ export class MqttService {
       this.#handlers.delete(filter);
       await (await current.unsubscribe)();
     };
+  }
+
+  /**
+   * Cuts off a device whose credentials were rotated or deleted: closes its connections on the
+   * embedded broker. An external broker keeps them until it reloads the regenerated files.
+   *
+   * @returns how many connections were closed
+   */
+  disconnectDevice(deviceId: string): number {
+    if (!this.transport.disconnectDevice) {
+      this.log.warn({ deviceId }, 'external MQTT broker: regenerate its files and reload it to cut off the old credentials');
+      return 0;
+    }
+    return this.transport.disconnectDevice(deviceId);
   }
 
   async stop(): Promise<void> {

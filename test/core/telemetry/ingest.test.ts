@@ -28,7 +28,8 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
   async function connectDevice(credentials: Created['mqtt'], extra: IClientOptions = {}): Promise<MqttClient> {
     const client = await mqtt.connectAsync(brokerUrl(), {
       // On an external broker the hub does not manage logins; Mosquitto here allows anonymous clients.
-      ...(externalUrl ? {} : { username: credentials.username, password: credentials.password }),
+      // The embedded broker admits a device only under its own client id (its username).
+      ...(externalUrl ? {} : { username: credentials.username, password: credentials.password, clientId: credentials.username }),
       reconnectPeriod: 0,
       ...extra,
     });
@@ -217,7 +218,7 @@ describe('the embedded broker’s access rules', () => {
   });
 
   const connect = async (username: string | undefined, password: string | undefined) => {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username, password, reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username, password, clientId: username, reconnectPeriod: 0 });
     clients.push(client);
     return client;
   };
