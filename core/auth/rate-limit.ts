@@ -46,24 +46,77 @@ export class SlidingWindowLimiter {
 }
 
 /**
- * Login limits: 30 attempts per client address per 10 minutes, 5 per account per 15 minutes.
- * An attempt counts before the password is checked, so parallel guesses cannot slip through
- * while the (slow) hash runs; a successful login clears its account's count.
+ * The bucket a client address counts in. An IPv6 client usually holds a whole /64, so it counts
+ * as one; an IPv4-mapped IPv6 address counts as its IPv4 address.
  */
-export function createLoginLimiter() {
-  const byIp = new SlidingWindowLimiter(30, 10 * 60_000);
-  const byAccount = new SlidingWindowLimiter(5, 15 * 60_000);
+export function addressKey(address: string | undefined): string {
+  if (!address) return 'unknown';
+  const bare = address.replace(/%.*$/, '').toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare);
+  if (mapped) return mapped[1]!;
+  if (!bare.includes(':')) return bare;
+  const [head = '', tail] = bare.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? [] : Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0');
+  const prefix = [...left, ...zeros, ...right].slice(0, 4).map((group) => group.replace(/^0+(?=.)/, ''));
+  return `${prefix.join(':')}::/64`;
+}
+
+/** Login limits; see {@link createLoginLimiter}. */
+export const LOGIN_LIMITS = {
+  /** Attempts from one address, on any accounts: stops password spraying. */
+  perAddress: { limit: 30, windowMs: 10 * 60_000 },
+  /** Attempts on one account from one address: stops guessing; a successful sign-in clears it. */
+  perAddressAndAccount: { limit: 5, windowMs: 15 * 60_000 },
+  /** Attempts on one account from addresses it has no live session from: stops guessing from many addresses. */
+  perAccountFromNewAddresses: { limit: 100, windowMs: 60 * 60_000 },
+} as const;
+
+export interface LoginLimiterOptions {
+  /** Whether the account holds a live session opened from this address bucket (see {@link addressKey}). */
+  isKnownAddress(email: string, address: string): Promise<boolean>;
+  now?: () => number;
+}
+
+/**
+ * Login limits. Failures are counted per address and account, so guesses from elsewhere never
+ * lock the owner out; per address, so one client cannot spray many accounts; and per account,
+ * so many addresses together cannot guess freely — that last cap spares addresses the account
+ * has a live session from, so it cannot lock the owner out of their usual devices either.
+ * An attempt counts before the password is checked, so parallel guesses cannot slip through
+ * while the (slow) hash runs.
+ */
+export function createLoginLimiter({ isKnownAddress, now = Date.now }: LoginLimiterOptions) {
+  const limiter = ({ limit, windowMs }: { limit: number; windowMs: number }) => new SlidingWindowLimiter(limit, windowMs, now);
+  const byAddress = limiter(LOGIN_LIMITS.perAddress);
+  const byAddressAndAccount = limiter(LOGIN_LIMITS.perAddressAndAccount);
+  const byAccount = limiter(LOGIN_LIMITS.perAccountFromNewAddresses);
+  const pair = (address: string, email: string) => `${address} ${email}`;
   return {
-    /** Seconds to wait before this attempt may run, or 0. */
-    retryAfter(ip: string | undefined, email: string): number {
-      return Math.max(ip ? byIp.retryAfter(ip) : 0, byAccount.retryAfter(email));
+    /**
+     * Counts a sign-in attempt, or refuses it.
+     *
+     * @returns seconds to wait when refused, 0 when the attempt may run.
+     */
+    async admit(ip: string | undefined, email: string): Promise<number> {
+      const address = addressKey(ip);
+      // Without a socket (in-process requests) there is no address to hold to account.
+      const spraying = ip ? byAddress.retryAfter(address) : 0;
+      const local = Math.max(spraying, byAddressAndAccount.retryAfter(pair(address, email)));
+      if (local > 0) return local;
+      // Counted before anything is awaited, so parallel guesses see each other.
+      if (ip) byAddress.hit(address);
+      byAddressAndAccount.hit(pair(address, email));
+      const global = byAccount.retryAfter(email);
+      if (global === 0) {
+        byAccount.hit(email);
+        return 0;
+      }
+      return (await isKnownAddress(email, address)) ? 0 : global;
     },
-    attempted(ip: string | undefined, email: string): void {
-      if (ip) byIp.hit(ip);
-      byAccount.hit(email);
-    },
-    succeeded(email: string): void {
-      byAccount.reset(email);
+    succeeded(ip: string | undefined, email: string): void {
+      byAddressAndAccount.reset(pair(addressKey(ip), email));
     },
   };
 }

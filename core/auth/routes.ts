@@ -10,7 +10,7 @@ import { clearSessionCookie, clientAddress, isCrossSite, setSessionCookie } from
 import { hashPassword, verifyPassword } from './password.js';
 import { homeRole, inVisibleHomes, requireHomeRole, requireSession, toPublicUser, type Principal } from './principal.js';
 import { createLoginLimiter } from './rate-limit.js';
-import { createSession, invalidateSession } from './sessions.js';
+import { createSession, hasLiveSessionFrom, invalidateSession } from './sessions.js';
 
 export interface AuthRoutesOptions {
   db: Kysely<Database>;
@@ -135,7 +135,7 @@ const routes = {
 export const PUBLIC_AUTH_ROUTES = ['POST /api/auth/login', 'POST /api/auth/register'];
 
 export function authRoutes({ db, config }: AuthRoutesOptions) {
-  const limiter = createLoginLimiter();
+  const limiter = createLoginLimiter({ isKnownAddress: (email, address) => hasLiveSessionFrom(db, email, address) });
   const router = createRouter();
 
   async function signIn(c: Parameters<Parameters<typeof router.openapi>[1]>[0], userId: string) {
@@ -149,9 +149,8 @@ export function authRoutes({ db, config }: AuthRoutesOptions) {
     if (isCrossSite(c, config.trustProxy)) throw hubError('HUB_ERR_CSRF');
     const { email, password } = c.req.valid('json');
     const ip = clientAddress(c, config.trustProxy);
-    const wait = limiter.retryAfter(ip, email);
+    const wait = await limiter.admit(ip, email);
     if (wait > 0) throw hubError('HUB_ERR_RATE_LIMITED', undefined, { headers: { 'Retry-After': String(wait) } });
-    limiter.attempted(ip, email);
 
     const user = await db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
     if (!(await verifyPassword(password, user?.password_hash)) || !user) {
@@ -159,7 +158,7 @@ export function authRoutes({ db, config }: AuthRoutesOptions) {
       throw hubError('HUB_ERR_INVALID_CREDENTIALS');
     }
     if (user.disabled) throw hubError('HUB_ERR_ACCOUNT_DISABLED');
-    limiter.succeeded(email);
+    limiter.succeeded(ip, email);
     c.var.log.info({ userId: user.id }, 'login');
     return c.json({ ...(await signIn(c, user.id)), user: presentUser(toPublicUser(user)) }, 200);
   });

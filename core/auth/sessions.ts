@@ -5,6 +5,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, User } from '../db/index.js';
 import { membershipsOf, type Membership } from './principal.js';
+import { addressKey } from './rate-limit.js';
 import { generateSecret, hashSecret } from './secret-token.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -17,6 +18,24 @@ export interface Session {
   id: string;
   userId: string;
   expiresAt: Date;
+}
+
+/**
+ * Whether the account holds a live session opened from this address bucket (see
+ * {@link addressKey}): a place its owner has signed in from. Looks at the newest 100 sessions.
+ */
+export async function hasLiveSessionFrom(db: Kysely<Database>, email: string, address: string): Promise<boolean> {
+  const rows = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select('sessions.ip')
+    .where('users.email', '=', email)
+    .where('sessions.expires_at', '>', new Date())
+    .where('sessions.ip', 'is not', null)
+    .orderBy('sessions.created_at', 'desc')
+    .limit(100)
+    .execute();
+  return rows.some((row) => addressKey(row.ip!) === address);
 }
 
 export async function createSession(

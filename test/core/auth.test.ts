@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret, SESSION_LIFETIME_MS } from '../../core/auth/index.js';
+import { addressKey, createLoginLimiter, LOGIN_LIMITS } from '../../core/auth/rate-limit.js';
+import { hasLiveSessionFrom } from '../../core/auth/sessions.js';
 import { ADMIN, createTestHub, type TestHub } from '../harness/index.js';
 
 const DAY = 86_400_000;
@@ -253,6 +255,49 @@ describe('login rate limits', () => {
     } finally {
       await proxied.stop();
     }
+  });
+});
+
+describe('login rate limits per address and account', () => {
+  let proxied: TestHub;
+  beforeAll(async () => {
+    proxied = await createTestHub({ HUB_TRUST_PROXY: 'true' });
+    await proxied.createUser('owner@example.com', { password: 'right-password' });
+  });
+  afterAll(() => proxied.stop());
+  const loginFrom = (ip: string, email: string, password: string) =>
+    proxied.request('/api/auth/login', { json: { email, password }, headers: { 'x-forwarded-for': ip } });
+
+  it("do not let guesses from elsewhere lock the owner out", async () => {
+    for (let i = 0; i < 5; i++) expect((await loginFrom('203.0.113.9', 'owner@example.com', `guess-${i}`)).status).toBe(401);
+    const attacker = await loginFrom('203.0.113.9', 'owner@example.com', 'right-password');
+    expect(attacker.status).toBe(429);
+    expect(Number(attacker.headers.get('retry-after'))).toBeGreaterThan(800);
+    expect((await loginFrom('198.51.100.20', 'owner@example.com', 'right-password')).status).toBe(200);
+  });
+
+  it('count an IPv6 /64 as one address', async () => {
+    for (let i = 1; i <= 5; i++) expect((await loginFrom(`2001:db8:0:7::${i}`, 'owner@example.com', 'wrong')).status).toBe(401);
+    expect((await loginFrom('2001:db8:0:7::99', 'owner@example.com', 'right-password')).status).toBe(429);
+    expect((await loginFrom('2001:db8:0:8::1', 'owner@example.com', 'right-password')).status).toBe(200);
+    expect(addressKey('::ffff:192.0.2.1')).toBe('192.0.2.1');
+  });
+
+  it('cap guesses on one account from many addresses, except from where the owner has signed in', async () => {
+    expect((await loginFrom('198.51.100.30', 'owner@example.com', 'right-password')).status).toBe(200);
+    let clock = Date.now();
+    const limiter = createLoginLimiter({
+      isKnownAddress: (email, address) => hasLiveSessionFrom(proxied.hub.database.db, email, address),
+      now: () => clock,
+    });
+    const { limit, windowMs } = LOGIN_LIMITS.perAccountFromNewAddresses;
+    const perAddress = LOGIN_LIMITS.perAddressAndAccount.limit;
+    for (let n = 0; n < limit; n++) expect(await limiter.admit(`192.0.2.${Math.floor(n / perAddress)}`, 'owner@example.com')).toBe(0);
+    expect(await limiter.admit('192.0.2.250', 'owner@example.com')).toBeGreaterThan(0);
+    expect(await limiter.admit('198.51.100.30', 'owner@example.com')).toBe(0);
+    expect(await limiter.admit('192.0.2.251', 'someone-else@example.com')).toBe(0);
+    clock += windowMs;
+    expect(await limiter.admit('192.0.2.252', 'owner@example.com')).toBe(0);
   });
 });
 
