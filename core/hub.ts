@@ -195,6 +195,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
           const host = mqtt.broker.kind === 'embedded' ? requestHost.replace(/:\d+$/, '') || 'localhost' : broker.hostname;
           return { host, port: Number(broker.port) || 1883 };
         },
+        disconnect: (deviceId) => mqtt.disconnectDevice(deviceId),
       },
       onDeleted: (deviceId) => telemetry.forgetDevice(deviceId),
         disconnect: (deviceId) => mqtt.disconnectDevice(deviceId),
