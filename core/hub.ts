@@ -198,11 +198,6 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
         disconnect: (deviceId) => mqtt.disconnectDevice(deviceId),
       },
       onDeleted: (deviceId) => telemetry.forgetDevice(deviceId),
-        disconnect: (deviceId) => mqtt.disconnectDevice(deviceId),
-      },
-      onDeleted: (deviceId) => {
-        telemetry.forgetDevice(deviceId);
-        states.forgetDevice(deviceId);
     }),
   );
   app.route('/api', pluginRoutes({ plugins }));
