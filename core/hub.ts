@@ -15,8 +15,8 @@ import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
 import { actionRoutes, ActionRegistry } from './actions/index.js';
 import { AlertEngine, alertRoutes } from './alerts/index.js';
-import { createApp, healthRoutes, PUBLIC_HEALTH_ROUTES, type HubRouter } from './api/rest/index.js';
-import { docsPage } from './api/rest/docs.js';
+import { cameOverTls, createApp, healthRoutes, PUBLIC_HEALTH_ROUTES, securityHeaders, type HubRouter } from './api/rest/index.js';
+import { mountDocs, PUBLIC_DOCS_ROUTES } from './api/rest/docs.js';
 import { WEBSOCKET_PATH, WebSocketApi } from './api/ws/index.js';
 import { authenticate, authenticateToken, authRoutes, ensureFirstAdmin, PUBLIC_AUTH_ROUTES, userRoutes, type FirstRunAdmin } from './auth/index.js';
 import { eventRoutes, EventBus } from './bus/index.js';
@@ -169,7 +169,9 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     bodyLimit: config.bodyLimit,
     bodyLimitFor: (method, path) => plugins.bodyLimit(method, path),
     authenticate: authenticate(db, config.trustProxy),
-    publicRoutes: new Set([...PUBLIC_HEALTH_ROUTES, ...PUBLIC_AUTH_ROUTES, 'GET /api/openapi.json', 'GET /api/docs']),
+    publicRoutes: new Set([...PUBLIC_HEALTH_ROUTES, ...PUBLIC_AUTH_ROUTES, 'GET /api/openapi.json', ...PUBLIC_DOCS_ROUTES]),
+    trustProxy: config.trustProxy,
+    corsOrigins: config.corsOrigins,
   });
   app.route('/api', healthRoutes({ version: HUB_VERSION, startedAt, db: database, mqtt, telemetry }));
   app.route('/api', authRoutes({ db, config }));
@@ -211,7 +213,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     info: { title: 'Mowthos Hub API', version: HUB_VERSION },
     security: [{ bearer: [] }],
   });
-  app.get('/api/docs', (c) => c.html(docsPage()));
+  mountDocs(app);
   app.get('/metrics', metrics.handler({ scrapeToken: config.metricsToken, authenticateToken: (token) => authenticateToken(db, token) }));
 
   await scheduler.register({
@@ -240,6 +242,8 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     server = createServer((request, response) => {
       const pathname = (request.url ?? '/').split('?')[0]!;
       if (!nodered || !EmbeddedNodeRed.owns(pathname)) return void hono(request, response);
+      const header = (name: string) => [request.headers[name]].flat()[0];
+      for (const [name, value] of Object.entries(securityHeaders('nodered', cameOverTls(header, '', config.trustProxy)))) response.setHeader(name, value);
       nodered.handle(request, response).catch((error: unknown) => {
         log.error({ err: error, path: pathname }, 'node-red request failed');
         if (!response.headersSent) response.writeHead(500).end();

@@ -38,6 +38,16 @@ const count = (fallback: number, min: number, max: number, what: string) =>
     .max(max, `must be between ${min} and ${max}`)
     .default(fallback);
 
+/** `https://host[:port]` exactly as a browser sends it in `Origin` (no path, no trailing slash). */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 /** Environment variables the hub reads, with their defaults and what they allow. */
 export const envSchema = z.object({
   PORT: port(8080),
@@ -73,6 +83,11 @@ export const envSchema = z.object({
   HUB_WS_COMMAND_RATE: count(20, 1, 100_000, 'commands a second'),
   HUB_WS_COMMAND_BURST: count(200, 1, 1_000_000, 'commands'),
   HUB_WS_AUTH_RECHECK_SECONDS: count(5, 1, 300, 'seconds'),
+  HUB_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .refine((origins) => origins.every(isOrigin), 'must be origins separated by commas, like https://app.example.com (scheme, host and port only)'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   NODE_ENV: z.string().default('development'),
 });
@@ -107,6 +122,8 @@ export interface HubConfig {
   bodyLimit: number;
   /** Plugins this deployment does not run (`HUB_DISABLED_PLUGINS`). */
   disabledPlugins: string[];
+  /** Origins whose pages may call the API from a browser (`HUB_CORS_ORIGINS`); empty = CORS off. */
+  corsOrigins: string[];
   /** WebSocket API limits (`HUB_WS_*`); see core/api/ws/limits.ts. */
   websocket: {
     maxSubscriptions: number;
@@ -170,6 +187,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     noderedPaletteInstall: e.HUB_NODERED_PALETTE_INSTALL,
     bodyLimit: e.HUB_BODY_LIMIT,
     disabledPlugins: e.HUB_DISABLED_PLUGINS,
+    corsOrigins: e.HUB_CORS_ORIGINS,
     websocket: {
       maxSubscriptions: e.HUB_WS_MAX_SUBSCRIPTIONS,
       maxConnectionsPerUser: e.HUB_WS_MAX_CONNECTIONS_PER_USER,

@@ -17,6 +17,7 @@ export const ERRORS = {
   HUB_ERR_FORBIDDEN: { status: 403, message: 'You do not have permission to do this' },
   HUB_ERR_ACCOUNT_DISABLED: { status: 403, message: 'This account is disabled' },
   HUB_ERR_CSRF: { status: 403, message: 'Cross-site request refused' },
+  HUB_ERR_CORS_ORIGIN: { status: 403, message: "This origin may not call the hub's API from a browser" },
   HUB_ERR_REGISTRATION_CLOSED: { status: 403, message: 'Open registration is disabled on this hub' },
   HUB_ERR_NOT_FOUND: { status: 404, message: 'Not found' },
   HUB_ERR_HOME_NOT_FOUND: { status: 404, message: 'Home not found' },

@@ -12,10 +12,12 @@ import { HubError, hubError, type ErrorCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 
 import { createRouter, type HubEnv, type HubRouter } from './router.js';
+import { cors, securityHeadersMiddleware } from './security.js';
 
 export { healthRoutes, PUBLIC_HEALTH_ROUTES } from './health.js';
 export { errors, json, jsonBody, presentUser, UserSchema } from './openapi.js';
 export { createRouter, type HubEnv, type HubRouter } from './router.js';
+export { cameOverTls, securityHeaders } from './security.js';
 
 // Hono's own exceptions come from its validators and body gates; give each the hub's code.
 const HTTP_EXCEPTION_CODES: Partial<Record<number, ErrorCode>> = {
@@ -67,13 +69,20 @@ export interface AppOptions {
   publicRoutes: ReadonlySet<string>;
   /** Runs around every request (metrics). */
   observe?: MiddlewareHandler<HubEnv>;
+  /** Whether `X-Forwarded-Proto` tells that a request came over TLS (for HSTS). */
+  trustProxy: boolean;
+  /** Origins whose pages may call the API from a browser (CORS); empty = none. */
+  corsOrigins: readonly string[];
 }
 
 /** Creates the hub's HTTP app. Routers are mounted on it by the hub. */
 export function createApp(options: AppOptions): HubRouter {
   const app = createRouter();
+  app.use('*', securityHeadersMiddleware(options.trustProxy));
   app.use('*', requestContext(options.log));
   if (options.observe) app.use('*', options.observe);
+  // Before authentication: a preflight carries no credentials.
+  app.use('*', cors(options.corsOrigins));
   const limiters = new Map<number, MiddlewareHandler>();
   const limiter = (maxSize: number) => {
     let limit = limiters.get(maxSize);

@@ -43,11 +43,17 @@ describe('public routes', () => {
     );
   });
 
-  it('GET /api/docs is a page over the OpenAPI document', async () => {
+  it('GET /api/docs is a page over the OpenAPI document, with its script in a file of its own', async () => {
     const res = await t.request('/api/docs');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/text\/html/);
-    expect(await res.text()).toContain("fetch('/api/openapi.json')");
+    const page = await res.text();
+    expect(page).not.toMatch(/<script>|<style>|\son\w+=/); // nothing inline: the CSP allows only the hub's files
+    for (const asset of page.matchAll(/(?:src|href)="(\/api\/docs\/[^"]+)"/g)) {
+      const file = await t.request(asset[1]!);
+      expect(file.status, asset[1]).toBe(200);
+      if (asset[1]!.endsWith('.js')) expect(await file.text()).toContain("fetch('/api/openapi.json')");
+    }
   });
 });
 
@@ -186,5 +192,87 @@ describe('graceful stop', () => {
     expect(res.status).toBe(200);
     await stopped;
     await expect(fetch(`${url}/api/health`)).rejects.toThrow();
+  });
+});
+
+describe('security headers', () => {
+  const dataPolicy = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };
+  const expectHeaders = (res: Response, label: string) => {
+    for (const [name, value] of Object.entries(dataPolicy)) expect(res.headers.get(name), `${label}: ${name}`).toBe(value);
+    expect(res.headers.get('content-security-policy'), label).toContain("frame-ancestors 'none'");
+    expect(res.headers.get('strict-transport-security'), `${label}: no HSTS over plain HTTP`).toBeNull();
+  };
+
+  it('are on JSON answers, errors, misses, metrics and the docs page', async () => {
+    const answers: [string, Response][] = [
+      ['health', await t.request('/api/health')],
+      ['401', await t.request('/api/homes')],
+      ['404', await t.request('/api/no-such-route', { token })],
+      ['400', await t.request('/api/homes', { token, json: [] })],
+      ['metrics', await t.request('/metrics', { token })],
+      ['outside /api', await t.request('/favicon.ico')],
+    ];
+    for (const [label, res] of answers) {
+      expectHeaders(res, label);
+      expect(res.headers.get('content-security-policy'), label).toMatch(/^default-src 'none'/);
+    }
+    const docs = await t.request('/api/docs');
+    expectHeaders(docs, 'docs');
+    const csp = docs.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+  });
+
+  it('announce HSTS only for requests that came over TLS through a trusted proxy', async () => {
+    const proxied = await createTestHub({ HUB_TRUST_PROXY: 'true' });
+    try {
+      const tls = await proxied.request('/api/health', { headers: { 'x-forwarded-proto': 'https' } });
+      expect(tls.headers.get('strict-transport-security')).toMatch(/^max-age=\d{7,}/);
+      expect((await proxied.request('/api/health', { headers: { 'x-forwarded-proto': 'http' } })).headers.get('strict-transport-security')).toBeNull();
+    } finally {
+      await proxied.stop();
+    }
+    // Without HUB_TRUST_PROXY the header is anyone's say-so.
+    expect((await t.request('/api/health', { headers: { 'x-forwarded-proto': 'https' } })).headers.get('strict-transport-security')).toBeNull();
+  });
+});
+
+describe('CORS', () => {
+  const preflight = (hub: TestHub, origin: string) =>
+    hub.hub.app.request('/api/homes', {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+    });
+
+  it('is off by default: preflights refused with a code, no Allow-Origin on answers', async () => {
+    const res = await preflight(t, 'https://app.example.com');
+    expect(res.status).toBe(403);
+    expect((await error(res)).code).toBe('HUB_ERR_CORS_ORIGIN');
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    const get = await t.request('/api/homes', { token, headers: { origin: 'https://app.example.com' } });
+    expect(get.status).toBe(200);
+    expect(get.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('allows the configured origins, for bearer calls without credentials', async () => {
+    const open = await createTestHub({ HUB_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' });
+    try {
+      const ok = await preflight(open, 'https://app.example.com');
+      expect(ok.status).toBe(204);
+      expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+      expect(ok.headers.get('access-control-allow-headers')).toMatch(/Authorization/i);
+      expect(ok.headers.get('access-control-allow-credentials')).toBeNull();
+      expect((await preflight(open, 'https://evil.example.com')).status).toBe(403);
+
+      const adminToken = await open.adminToken();
+      const get = await open.request('/api/homes', { token: adminToken, headers: { origin: 'http://localhost:5173' } });
+      expect(get.status).toBe(200);
+      expect(get.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+      expect(get.headers.get('vary')).toMatch(/Origin/);
+      const other = await open.request('/api/homes', { token: adminToken, headers: { origin: 'https://evil.example.com' } });
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    } finally {
+      await open.stop();
+    }
   });
 });
