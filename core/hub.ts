@@ -108,7 +108,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
   if (firstRunAdmin) log.info({ email: firstRunAdmin.email }, 'first administrator created');
 
   const bus = new EventBus(log);
-  const states = new StateMachine(db, bus, log);
+  const states = new StateMachine(db, bus, log, { maxEntitiesPerHome: config.maxEntitiesPerHome });
   log.info({ entities: await states.restore() }, 'states restored');
   bus.on('home_deleted', (event) => states.forgetHome(event.data.home_id));
   const actions = new ActionRegistry(bus, states, log);
@@ -117,7 +117,7 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
     log: log.child({ mqtt: true }),
     authenticateDevice: (username, password) => authenticateDevice(db, username, password),
   });
-  const telemetry = new TelemetryIngest(db, states, mqtt, log.child({ telemetry: true }));
+  const telemetry = new TelemetryIngest(db, states, mqtt, log.child({ telemetry: true }), { maxMetricsPerDevice: config.maxMetricsPerDevice });
   const alerts = new AlertEngine(db, bus, log.child({ alerts: true }));
   await alerts.reload();
   telemetry.onReading((reading) => alerts.evaluate(reading));
@@ -199,7 +199,10 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
         },
         disconnect: (deviceId) => mqtt.disconnectDevice(deviceId),
       },
-      onDeleted: (deviceId) => telemetry.forgetDevice(deviceId),
+      onDeleted: (deviceId) => {
+        telemetry.forgetDevice(deviceId);
+        states.forgetDevice(deviceId);
+      },
     }),
   );
   app.route('/api', pluginRoutes({ plugins }));

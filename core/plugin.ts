@@ -128,7 +128,10 @@ export interface PluginContext<Config = unknown> {
     /**
      * Creates (or takes back, after a restart) an entity owned by the plugin. Only the plugin
      * can change it; it is removed when the plugin is disabled, and kept (persisted) when the
-     * hub stops. Rejects when the home does not exist or another owner has the entity id.
+     * hub stops. Registering it again for another home moves it there (removed from the old
+     * home, created in the new one). Rejects when the home does not exist, when the home holds
+     * as many entities as the hub allows (HUB_ERR_ENTITY_QUOTA) and, without a `unique_id`,
+     * when another owner has the entity id (HUB_ERR_ENTITY_OWNED).
      */
     register(entity: EntityRegistration): Promise<EntityHandle>;
   };
@@ -196,7 +199,19 @@ export interface PluginContext<Config = unknown> {
 }
 
 export interface EntityRegistration {
+  /**
+   * The entity id. With a `unique_id` it is the id the plugin would like: the hub gives it
+   * unless someone else holds it (a device, another home, another plugin), then `<id>_2`,
+   * `_3`, …; read the one given from {@link EntityHandle.entityId}.
+   */
   entity_id: string;
+  /**
+   * What the entity stands for, stable within the plugin and the entity's domain (a mower's
+   * cloud id and what the entity shows: `<iot id>_battery`). The hub's entity registry keeps
+   * the id it gave for it across restarts, so the entity never changes id and never collides.
+   * Without it the `entity_id` is taken as it is.
+   */
+  unique_id?: string;
   home_id: string;
   device_id?: string;
   /** The state when the entity has none yet (first registration, not after a restart). */

@@ -73,6 +73,8 @@ export const envSchema = z.object({
     .int('must be a whole number of bytes')
     .min(1024, 'must be at least 1024 bytes')
     .default(1024 * 1024),
+  HUB_MAX_METRICS_PER_DEVICE: count(100, 1, 100_000, 'metrics'),
+  HUB_MAX_ENTITIES_PER_HOME: count(5000, 1, 10_000_000, 'entities'),
   HUB_DISABLED_PLUGINS: z
     .string()
     .regex(/^[a-z0-9_,\s]*$/, 'must be plugin ids separated by commas')
@@ -120,6 +122,10 @@ export interface HubConfig {
   secretKey: string | undefined;
   /** Largest accepted request body, in bytes. */
   bodyLimit: number;
+  /** Metrics (entities) one telemetry device may create (`HUB_MAX_METRICS_PER_DEVICE`). */
+  maxMetricsPerDevice: number;
+  /** Entities one home may hold, from every source (`HUB_MAX_ENTITIES_PER_HOME`). */
+  maxEntitiesPerHome: number;
   /** Plugins this deployment does not run (`HUB_DISABLED_PLUGINS`). */
   disabledPlugins: string[];
   /** Origins whose pages may call the API from a browser (`HUB_CORS_ORIGINS`); empty = CORS off. */
@@ -186,6 +192,8 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     nodered: e.HUB_NODERED,
     noderedPaletteInstall: e.HUB_NODERED_PALETTE_INSTALL,
     bodyLimit: e.HUB_BODY_LIMIT,
+    maxMetricsPerDevice: e.HUB_MAX_METRICS_PER_DEVICE,
+    maxEntitiesPerHome: e.HUB_MAX_ENTITIES_PER_HOME,
     disabledPlugins: e.HUB_DISABLED_PLUGINS,
     corsOrigins: e.HUB_CORS_ORIGINS,
     websocket: {

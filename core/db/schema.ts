@@ -86,6 +86,16 @@ export interface EntityStatesTable extends StateColumns {
   state: string;
 }
 
+/** Which entity id each owner, device and unique id holds (core/states/registry). */
+export interface EntityRegistryTable {
+  entity_id: string;
+  owner: string;
+  home_id: string;
+  device_id: string | null;
+  unique_id: string;
+  created_at: DefaultTimestamp;
+}
+
 export interface StateHistoryTable extends StateColumns {
   id: Generated<string>;
   /** Null records the entity's removal. */
@@ -212,6 +222,7 @@ export interface Database {
   api_tokens: ApiTokensTable;
   hub_migrations: MigrationsTable;
   entity_states: EntityStatesTable;
+  entity_registry: EntityRegistryTable;
   state_history: StateHistoryTable;
   jobs: JobsTable;
   plugin_settings: PluginSettingsTable;

@@ -63,6 +63,10 @@ export class Metrics {
       this.reset();
       for (const [reason, n] of Object.entries(telemetry.counters.dropped)) this.inc({ reason }, n);
     } });
+    new Counter({ name: 'hub_mqtt_metrics_dropped_total', help: 'Metrics dropped from accepted device messages, by reason (metric_cap, entity_quota)', labelNames: ['reason'], registers, collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(telemetry.counters.droppedMetrics)) this.inc({ reason }, n);
+    } });
     new Counter({ name: 'hub_mqtt_refused_total', help: 'Clients, publishes and subscriptions the embedded broker refused', labelNames: ['kind'], registers, collect() {
       this.reset();
       for (const [kind, n] of Object.entries(mqtt.refused)) this.inc({ kind }, n);

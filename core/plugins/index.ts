@@ -439,20 +439,25 @@ export class PluginManager {
 }
 
 function registerEntity(states: StateMachine, owner: string, entity: EntityRegistration): EntityHandle {
-  const existing = states.entry(entity.entity_id);
-  if (existing && existing.owner !== owner) {
-    throw hubError('HUB_ERR_ENTITY_OWNED', `${entity.entity_id} is managed by ${existing.owner}`);
-  }
   const options = { homeId: entity.home_id, owner, deviceId: entity.device_id ?? null };
-  if (!existing || existing.homeId !== entity.home_id) {
-    states.set(entity.entity_id, entity.initial?.state ?? 'unknown', entity.initial?.attributes ?? {}, options);
+  const entityId =
+    entity.unique_id === undefined ? entity.entity_id : states.claim({ ...options, uniqueId: entity.unique_id, preferredId: entity.entity_id });
+  const existing = states.entry(entityId);
+  if (existing && existing.owner !== owner) {
+    throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} is managed by ${existing.owner}`);
+  }
+  // The plugin moves its own entity (a mower linked from another home): a state change never
+  // moves one, so it leaves the old home and starts afresh in the new.
+  if (existing && (existing.homeId !== options.homeId || existing.deviceId !== options.deviceId)) states.remove(entityId);
+  if (!states.entry(entityId)) {
+    states.set(entityId, entity.initial?.state ?? 'unknown', entity.initial?.attributes ?? {}, options);
   }
   return {
-    entityId: entity.entity_id,
-    set: (state, attributes = {}, context) => states.set(entity.entity_id, state, attributes, { ...options, context }),
-    get: () => states.get(entity.entity_id),
+    entityId,
+    set: (state, attributes = {}, context) => states.set(entityId, state, attributes, { ...options, context }),
+    get: () => states.get(entityId),
     remove: () => {
-      if (states.entry(entity.entity_id)?.owner === owner) states.remove(entity.entity_id);
+      if (states.entry(entityId)?.owner === owner) states.remove(entityId);
     },
   };
 }

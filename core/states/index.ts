@@ -12,9 +12,11 @@ import { createContext, type Context } from '../bus/index.js';
 import { bulkInsert, sqlState, type BulkColumns, type Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { EntityRegistry, type EntityClaim, type RegistryEntry } from './registry.js';
 
 export { stateRoutes, StateSchema } from './routes.js';
 export { historyPeriod, type HistoryQuery } from './history.js';
+export type { EntityClaim, RegistryEntry } from './registry.js';
 
 /** A state as every API shows it (Home Assistant's shape). */
 export interface State {
@@ -60,7 +62,11 @@ export interface SetOptions {
 interface PendingWrite {
   current: Map<string, Entry | null>;
   history: { entry: Entry; removed: boolean }[];
+  /** Registry rows to write (null: to delete), by entity id. */
+  registry: Map<string, RegistryEntry | null>;
 }
+
+const emptyWrite = (): PendingWrite => ({ current: new Map(), history: [], registry: new Map() });
 
 export interface StateMachineOptions {
   /** Pending writes are flushed this often… */
@@ -69,11 +75,16 @@ export interface StateMachineOptions {
   batchSize?: number;
   /** History rows kept in memory while the database is unreachable; older ones are dropped. */
   maxPendingHistory?: number;
+  /** Entities a home may hold (`HUB_MAX_ENTITIES_PER_HOME`); creating one more is refused. */
+  maxEntitiesPerHome?: number;
 }
 
 export class StateMachine {
   readonly #entries = new Map<string, Entry>();
-  #pending: PendingWrite = { current: new Map(), history: [] };
+  readonly #registry = new EntityRegistry();
+  /** Live entities per home, for the quota. */
+  readonly #perHome = new Map<string, number>();
+  #pending: PendingWrite = emptyWrite();
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #droppedHistory = 0;
@@ -85,13 +96,17 @@ export class StateMachine {
     private readonly log: Logger,
     options: StateMachineOptions = {},
   ) {
-    this.#options = { flushIntervalMs: 250, batchSize: 500, maxPendingHistory: 100_000, ...options };
+    this.#options = { flushIntervalMs: 250, batchSize: 500, maxPendingHistory: 100_000, maxEntitiesPerHome: Number.POSITIVE_INFINITY, ...options };
   }
 
-  /** Loads the persisted current states; call once before anything reads or writes. */
+  /** Loads the persisted current states and entity registry; call once before anything reads or writes. */
   async restore(): Promise<number> {
+    for (const row of await this.db.selectFrom('entity_registry').selectAll().execute()) {
+      this.#registry.add({ entityId: row.entity_id, owner: row.owner, homeId: row.home_id, deviceId: row.device_id, uniqueId: row.unique_id });
+    }
     const rows = await this.db.selectFrom('entity_states').selectAll().execute();
     for (const row of rows) {
+      this.#countIn(row.home_id, 1);
       this.#entries.set(row.entity_id, {
         homeId: row.home_id,
         deviceId: row.device_id,
@@ -132,10 +147,55 @@ export class StateMachine {
   }
 
   /**
+   * The entity id for a claim: the one its owner, device and unique id already hold, else a new
+   * one — the preferred id when nobody holds it, else `<id>_2`, `_3`, … (an unregistered entity
+   * of the same owner, home and device at that id is taken over: entities from before the
+   * registry keep their ids). A claim from another home moves the id's registration with it:
+   * only its owner can make that claim, for its own device or unique id.
+   *
+   * @throws HUB_ERR_INVALID_ENTITY_ID when the preferred id is not one
+   */
+  claim(claim: EntityClaim): string {
+    if (!isValidEntityId(claim.preferredId)) throw hubError('HUB_ERR_INVALID_ENTITY_ID', `Invalid entity id "${claim.preferredId}"`);
+    const held = this.#registry.find(claim);
+    if (held && held.homeId === claim.homeId) return held.entityId;
+    const entry = held ? { ...held, homeId: claim.homeId } : this.#registry.allocate(claim, (id) => this.#adoptable(id, claim));
+    if (held) this.#registry.add(entry);
+    this.#pending.registry.set(entry.entityId, entry);
+    this.#flushSoon(this.#options.flushIntervalMs);
+    return entry.entityId;
+  }
+
+  /** The entity id a claim already holds, without allocating one. */
+  claimed(claim: EntityClaim): string | undefined {
+    return this.#registry.find(claim)?.entityId;
+  }
+
+  /** How many entity ids an owner holds for a device (the telemetry per-device cap reads it). */
+  claimedFor(owner: string, deviceId: string): number {
+    return this.#registry.countFor(owner, deviceId);
+  }
+
+  /** Whether the home may hold one more entity (`maxEntitiesPerHome`). */
+  hasRoomIn(homeId: string): boolean {
+    return (this.#perHome.get(homeId) ?? 0) < this.#options.maxEntitiesPerHome;
+  }
+
+  /** Releases a deleted device's entity ids (its entities are removed by whoever deletes it). */
+  forgetDevice(deviceId: string): void {
+    for (const entry of this.#registry.deleteWhere((e) => e.deviceId === deviceId)) this.#pending.registry.set(entry.entityId, null);
+    this.#flushSoon(this.#options.flushIntervalMs);
+  }
+
+  /**
    * Sets an entity's state. `last_changed` moves only when the state string changes;
    * nothing is written or fired when neither state nor attributes changed (unless `force`).
    *
+   * An entity never changes owner, home or device here: a set that would is refused. A new
+   * entity may not take an id the registry gave someone else, nor exceed its home's quota.
+   *
    * @throws HUB_ERR_INVALID_ENTITY_ID, HUB_ERR_VALIDATION (state too long), HUB_ERR_ENTITY_OWNED
+   *   (another owner, home or device holds the id), HUB_ERR_ENTITY_QUOTA (the home is full)
    */
   set(entityId: string, state: string, attributes: Record<string, unknown> = {}, options: SetOptions): State {
     if (!isValidEntityId(entityId)) throw hubError('HUB_ERR_INVALID_ENTITY_ID', `Invalid entity id "${entityId}"`);
@@ -146,17 +206,16 @@ export class StateMachine {
       throw hubError('HUB_ERR_VALIDATION', 'States and attributes cannot hold NUL characters or unpaired surrogates');
     }
     const old = this.#entries.get(entityId);
-    if (old && old.owner !== options.owner) {
-      throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} is managed by ${old.owner}`);
-    }
+    if (old) this.#requireSameHolder(entityId, old, options);
+    else this.#requireCreatable(entityId, options);
     const sameState = old?.state.state === state;
-    const unchanged = sameState && old.homeId === options.homeId && isDeepStrictEqual(old.state.attributes, attributes);
+    const unchanged = sameState && isDeepStrictEqual(old.state.attributes, attributes);
     if (unchanged && !options.force) return old.state;
 
     const now = new Date().toISOString();
     const entry: Entry = {
       homeId: options.homeId,
-      deviceId: options.deviceId ?? old?.deviceId ?? null,
+      deviceId: old ? old.deviceId : (options.deviceId ?? null),
       owner: options.owner,
       state: {
         entity_id: entityId,
@@ -167,6 +226,7 @@ export class StateMachine {
         context: options.context ?? createContext(),
       },
     };
+    if (!old) this.#countIn(entry.homeId, 1);
     this.#entries.set(entityId, entry);
     this.#queue(entityId, entry, false);
     this.bus.fire(
@@ -182,29 +242,61 @@ export class StateMachine {
     const old = this.#entries.get(entityId);
     if (!old) return false;
     this.#entries.delete(entityId);
+    this.#countIn(old.homeId, -1);
     const removal: Entry = { ...old, state: { ...old.state, last_updated: new Date().toISOString(), context } };
     this.#queue(entityId, removal, true);
     this.bus.fire('state_changed', { entity_id: entityId, old_state: old.state, new_state: null }, { context, homeId: old.homeId });
     return true;
   }
 
-  /** Forgets a deleted home's entities; the database already dropped their rows. */
+  /** Forgets a deleted home's entities and their ids; the database already dropped their rows. */
   forgetHome(homeId: string): void {
     for (const [entityId, entry] of this.#entries) {
       if (entry.homeId !== homeId) continue;
       this.#entries.delete(entityId);
       this.#pending.current.delete(entityId);
     }
+    this.#perHome.delete(homeId);
     this.#pending.history = this.#pending.history.filter((h) => h.entry.homeId !== homeId);
+    for (const entry of this.#registry.deleteWhere((e) => e.homeId === homeId)) this.#pending.registry.delete(entry.entityId);
+  }
+
+  #requireSameHolder(entityId: string, old: Entry, options: SetOptions): void {
+    if (old.owner !== options.owner) throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} is managed by ${old.owner}`);
+    // Moving an entity would hand its state, history and automations to another home.
+    if (old.homeId !== options.homeId) throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} belongs to another home`);
+    if (options.deviceId !== undefined && options.deviceId !== old.deviceId) {
+      throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} belongs to another device`);
+    }
+  }
+
+  #requireCreatable(entityId: string, options: SetOptions): void {
+    const holder = this.#registry.get(entityId);
+    if (holder && !(holder.owner === options.owner && holder.homeId === options.homeId && holder.deviceId === (options.deviceId ?? null))) {
+      throw hubError('HUB_ERR_ENTITY_OWNED', `${entityId} is reserved for another entity`);
+    }
+    if (!this.hasRoomIn(options.homeId)) {
+      throw hubError('HUB_ERR_ENTITY_QUOTA', `The home already has ${this.#options.maxEntitiesPerHome} entities`);
+    }
+  }
+
+  /** Whether a claim may take `entityId`: nobody else's live entity is there. */
+  #adoptable(entityId: string, claim: EntityClaim): boolean {
+    const live = this.#entries.get(entityId);
+    return !live || (live.owner === claim.owner && live.homeId === claim.homeId && live.deviceId === claim.deviceId);
+  }
+
+  #countIn(homeId: string, by: 1 | -1): void {
+    this.#perHome.set(homeId, (this.#perHome.get(homeId) ?? 0) + by);
   }
 
   /** Writes everything pending now. Resolves when it is in the database. */
   async flush(): Promise<void> {
     // Wait out a flush in progress; its failure is its own caller's to handle.
     while (this.#flushing) await this.#flushing.catch(() => {});
-    if (this.#pending.current.size === 0 && this.#pending.history.length === 0) return;
+    if (this.#pending.current.size === 0 && this.#pending.history.length === 0 && this.#pending.registry.size === 0) return;
     const batch = this.#pending;
-    this.#pending = { current: new Map(), history: [] };
+    this.#pending = emptyWrite();
     this.#flushing = this.#write(batch)
       .catch(async (error: unknown) => {
         // A data exception or constraint violation (SQLSTATE class 22 or 23) is in the rows,
@@ -252,6 +344,9 @@ export class StateMachine {
     for (const [entityId, entry] of batch.current) {
       if (!this.#pending.current.has(entityId)) this.#pending.current.set(entityId, entry);
     }
+    for (const [entityId, entry] of batch.registry) {
+      if (!this.#pending.registry.has(entityId)) this.#pending.registry.set(entityId, entry);
+    }
     const history = [...batch.history, ...this.#pending.history];
     const overflow = history.length - this.#options.maxPendingHistory;
     if (overflow > 0) {
@@ -262,10 +357,17 @@ export class StateMachine {
   }
 
   async #writeEachAlone(batch: PendingWrite): Promise<void> {
+    for (const [entityId, entry] of batch.registry) {
+      try {
+        await this.#write({ ...emptyWrite(), registry: new Map([[entityId, entry]]) });
+      } catch (error) {
+        this.log.error({ err: error, entityId }, 'entity registration not persisted: the database refused it');
+      }
+    }
     for (const [entityId, entry] of batch.current) {
       const history = batch.history.filter((h) => h.entry.state.entity_id === entityId);
       try {
-        await this.#write({ current: new Map([[entityId, entry]]), history });
+        await this.#write({ ...emptyWrite(), current: new Map([[entityId, entry]]), history });
       } catch (error) {
         this.#droppedHistory += history.length;
         this.log.error({ err: error, entityId }, 'state not persisted: the database refused it');
@@ -276,7 +378,24 @@ export class StateMachine {
   async #write(batch: PendingWrite): Promise<void> {
     const upserts = [...batch.current].flatMap(([, entry]) => (entry ? [entry] : []));
     const deletes = [...batch.current].flatMap(([entityId, entry]) => (entry ? [] : [entityId]));
+    const registered = [...batch.registry.values()].flatMap((entry) => (entry ? [registryRow(entry)] : []));
+    const released = [...batch.registry].flatMap(([entityId, entry]) => (entry ? [] : [entityId]));
     await this.db.transaction().execute(async (trx) => {
+      for (const chunk of chunks(registered, 500)) {
+        await trx
+          .insertInto('entity_registry')
+          .values(chunk)
+          .onConflict((oc) =>
+            oc.column('entity_id').doUpdateSet((eb) => ({
+              owner: eb.ref('excluded.owner'),
+              home_id: eb.ref('excluded.home_id'),
+              device_id: eb.ref('excluded.device_id'),
+              unique_id: eb.ref('excluded.unique_id'),
+            })),
+          )
+          .execute();
+      }
+      if (released.length > 0) await trx.deleteFrom('entity_registry').where('entity_id', 'in', released).execute();
       for (const chunk of chunks(upserts, 500)) {
         await trx
           .insertInto('entity_states')
@@ -302,6 +421,10 @@ export class StateMachine {
       await bulkInsert(trx, 'state_history', HISTORY_COLUMNS, history);
     });
   }
+}
+
+function registryRow(entry: RegistryEntry) {
+  return { entity_id: entry.entityId, owner: entry.owner, home_id: entry.homeId, device_id: entry.deviceId, unique_id: entry.uniqueId };
 }
 
 function currentRow(entry: Entry) {

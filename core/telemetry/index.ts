@@ -5,6 +5,12 @@
  * with a value that is not a finite number, a short string or a boolean is dropped whole,
  * counted by reason and logged — never half written.
  *
+ * Entity ids come from the state machine's registry: a device's metric asks for
+ * `sensor.<slug>_<metric>` and keeps whatever id it got the first time (`…_2` when another
+ * device or home held that one). A metric that would give its device more than
+ * `maxMetricsPerDevice` entities, or its home more than the home's quota, is dropped alone
+ * (counted by reason, logged): the device's known metrics in the same message still apply.
+ *
  * @module
  */
 import type { Kysely } from 'kysely';
@@ -46,7 +52,17 @@ const KNOWN_METRICS: Record<string, { unit_of_measurement?: string; device_class
   area_mowed: { unit_of_measurement: 'm²', device_class: 'area' },
 };
 
-export type DropReason = 'too_large' | 'malformed' | 'invalid_value' | 'unknown_device' | 'bad_topic' | 'entity_conflict' | 'failed';
+export type DropReason = 'too_large' | 'malformed' | 'invalid_value' | 'unknown_device' | 'bad_topic' | 'failed';
+/** Why single metrics of an accepted message were dropped: the device's cap, the home's quota. */
+export type MetricDropReason = 'metric_cap' | 'entity_quota';
+
+export interface TelemetryOptions {
+  /** Entities one device may create (`HUB_MAX_METRICS_PER_DEVICE`); further metrics are dropped. */
+  maxMetricsPerDevice?: number;
+}
+
+/** The owner of telemetry entities, and of their registry entries. */
+const OWNER = 'telemetry';
 
 interface KnownDevice {
   homeId: string;
@@ -87,15 +103,25 @@ export class TelemetryIngest {
   /** Size of the batch being written (it counts as pending until it is in the database). */
   #inFlight = 0;
   #unsubscribe: (() => Promise<void>)[] = [];
-  /** Messages taken in, and dropped by reason; the metrics endpoint reads these. */
-  readonly counters = { received: 0, readings: 0, droppedReadings: 0, dropped: {} as Record<DropReason, number> };
+  /** Messages taken in, messages dropped by reason and metrics dropped by reason; the metrics endpoint reads these. */
+  readonly counters = {
+    received: 0,
+    readings: 0,
+    droppedReadings: 0,
+    dropped: {} as Record<DropReason, number>,
+    droppedMetrics: {} as Record<MetricDropReason, number>,
+  };
+  readonly #maxMetricsPerDevice: number;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly states: StateMachine,
     private readonly mqtt: MqttService,
     private readonly log: Logger,
-  ) {}
+    options: TelemetryOptions = {},
+  ) {
+    this.#maxMetricsPerDevice = options.maxMetricsPerDevice ?? 100;
+  }
 
   /** Subscribes to every device's telemetry and status (shared among hub instances on an external broker). */
   async start(): Promise<void> {
@@ -188,21 +214,37 @@ export class TelemetryIngest {
     if (values.length === 0) return this.#drop('malformed', topic, { why: 'no metrics' });
     const bad = values.find(({ metric, value }) => metric.length > MAX_METRIC_LENGTH || !METRIC.test(metric) || !acceptable(value));
     if (bad) return this.#drop('invalid_value', topic, { metric: bad.metric });
-    const ownedByOthers = (id: string) => (this.states.entry(id)?.owner ?? 'telemetry') !== 'telemetry';
-    const taken = values.find(({ metric, value }) => ownedByOthers(entityId(device, metric, value)));
-    if (taken) return this.#drop('entity_conflict', topic, { entityId: entityId(device, taken.metric, taken.value) });
 
-    for (const { metric, value } of values) this.#apply(deviceId, device, metric, value as number | string | boolean, at);
+    const dropped: Partial<Record<MetricDropReason, string[]>> = {};
+    for (const { metric, value } of values as { metric: string; value: number | string | boolean }[]) {
+      const entityId = this.#entityFor(deviceId, device, metric, typeof value === 'boolean' ? 'binary_sensor' : 'sensor');
+      if (isDropReason(entityId)) (dropped[entityId] ??= []).push(metric);
+      else this.#apply(entityId, deviceId, device, metric, value, at);
+    }
+    this.#dropMetrics(dropped, topic, deviceId);
     this.#touch(deviceId, device, true);
   }
 
-  #apply(deviceId: string, device: KnownDevice, metric: string, value: number | string | boolean, at: Date): void {
-    const options = { homeId: device.homeId, owner: 'telemetry', deviceId };
+  /**
+   * The entity id of a device's metric: the one it holds, or a new one when the device and its
+   * home have room; otherwise the reason it has none.
+   */
+  #entityFor(deviceId: string, device: KnownDevice, metric: string, domain: 'sensor' | 'binary_sensor'): string | MetricDropReason {
+    const claim = { owner: OWNER, homeId: device.homeId, deviceId, uniqueId: metric, preferredId: `${domain}.${device.slug}_${metric}` };
+    const held = this.states.claimed(claim);
+    if (held) return held;
+    if (this.states.claimedFor(OWNER, deviceId) >= this.#maxMetricsPerDevice) return 'metric_cap';
+    if (!this.states.hasRoomIn(device.homeId)) return 'entity_quota';
+    return this.states.claim(claim);
+  }
+
+  #apply(entityId: string, deviceId: string, device: KnownDevice, metric: string, value: number | string | boolean, at: Date): void {
+    const options = { homeId: device.homeId, owner: OWNER, deviceId };
     const friendly_name = `${device.name} ${metric.replaceAll('_', ' ')}`;
     if (typeof value === 'boolean') {
-      this.states.set(entityId(device, metric, value), value ? 'on' : 'off', { friendly_name }, options);
+      this.states.set(entityId, value ? 'on' : 'off', { friendly_name }, options);
     } else {
-      this.states.set(entityId(device, metric, value), String(value), { ...KNOWN_METRICS[metric], friendly_name }, options);
+      this.states.set(entityId, String(value), { ...KNOWN_METRICS[metric], friendly_name }, options);
     }
     if (typeof value === 'number') {
       for (const listener of this.#readingListeners) {
@@ -225,12 +267,18 @@ export class TelemetryIngest {
   #status(deviceId: string, device: KnownDevice, text: string, topic: string): void {
     if (text !== 'online' && text !== 'offline') return this.#drop('invalid_value', topic, { why: 'status must be online or offline' });
     const online = text === 'online';
-    this.states.set(
-      `binary_sensor.${device.slug}_online`,
-      online ? 'on' : 'off',
-      { device_class: 'connectivity', friendly_name: `${device.name} online` },
-      { homeId: device.homeId, owner: 'telemetry', deviceId },
-    );
+    // The same entity as a boolean metric named `online`.
+    const entityId = this.#entityFor(deviceId, device, 'online', 'binary_sensor');
+    if (isDropReason(entityId)) {
+      this.#dropMetrics({ [entityId]: ['online'] }, topic, deviceId);
+    } else {
+      this.states.set(
+        entityId,
+        online ? 'on' : 'off',
+        { device_class: 'connectivity', friendly_name: `${device.name} online` },
+        { homeId: device.homeId, owner: OWNER, deviceId },
+      );
+    }
     this.#touch(deviceId, device, online, true);
   }
 
@@ -271,6 +319,15 @@ export class TelemetryIngest {
     this.log.warn({ reason, topic, ...detail }, 'telemetry message dropped');
   }
 
+  /** Counts each metric dropped from a message, with one log line per reason. */
+  #dropMetrics(dropped: Partial<Record<MetricDropReason, string[]>>, topic: string, deviceId: string): void {
+    for (const [reason, metrics] of Object.entries(dropped) as [MetricDropReason, string[]][]) {
+      this.counters.droppedMetrics[reason] = (this.counters.droppedMetrics[reason] ?? 0) + metrics.length;
+      const limit = reason === 'metric_cap' ? { maxMetricsPerDevice: this.#maxMetricsPerDevice } : {};
+      this.log.warn({ reason, topic, deviceId, count: metrics.length, metrics: metrics.slice(0, 10), ...limit }, 'telemetry metrics dropped');
+    }
+  }
+
   #queue(reading: Reading): void {
     if (this.#pending.length === 0) this.#pendingSince = Date.now();
     this.#pending.push(reading);
@@ -307,9 +364,8 @@ export class TelemetryIngest {
   }
 }
 
-/** Booleans become `binary_sensor.<slug>_<metric>`, everything else `sensor.<slug>_<metric>`. */
-function entityId(device: { slug: string }, metric: string, value: unknown): string {
-  return `${typeof value === 'boolean' ? 'binary_sensor' : 'sensor'}.${device.slug}_${metric}`;
+function isDropReason(value: string): value is MetricDropReason {
+  return value === 'metric_cap' || value === 'entity_quota';
 }
 
 function acceptable(value: unknown): boolean {

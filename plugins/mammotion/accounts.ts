@@ -161,20 +161,24 @@ export class AccountLink {
       return;
     }
     const slug = slugify(device.deviceName);
+    // Ids named after the mower, held by its cloud id: a name someone else holds (a telemetry
+    // device, another home's mower) gets the next free id instead of failing the link.
+    const register = (domain: string, suffix: string) =>
+      ctx.entities.register({ entity_id: `${domain}.${slug}${suffix}`, unique_id: `${device.iotId}${suffix}`, home_id: this.row.home_id });
+    const entities = {
+      mower: await register('lawn_mower', ''),
+      battery: await register('sensor', '_battery'),
+      progress: await register('sensor', '_progress'),
+      rtkFix: await register('binary_sensor', '_rtk_fix'),
+      online: await register('binary_sensor', '_online'),
+    };
+    const entityId = entities.mower.entityId;
+    const mower = { account_id: this.row.id, home_id: this.row.home_id, model: model.name, entity_id: entityId };
     await db
       .insertInto('mammotion_mowers')
-      .values({ iot_id: device.iotId, account_id: this.row.id, home_id: this.row.home_id, device_name: device.deviceName, product_key: device.productKey, model: model.name, entity_slug: slug })
-      .onConflict((oc) => oc.column('iot_id').doUpdateSet({ account_id: this.row.id, home_id: this.row.home_id, model: model.name }))
+      .values({ ...mower, iot_id: device.iotId, device_name: device.deviceName, product_key: device.productKey })
+      .onConflict((oc) => oc.column('iot_id').doUpdateSet(mower))
       .execute();
-    const register = (entity_id: string) => ctx.entities.register({ entity_id, home_id: this.row.home_id });
-    const entityId = `lawn_mower.${slug}`;
-    const entities = {
-      mower: await register(entityId),
-      battery: await register(`sensor.${slug}_battery`),
-      progress: await register(`sensor.${slug}_progress`),
-      rtkFix: await register(`binary_sensor.${slug}_rtk_fix`),
-      online: await register(`binary_sensor.${slug}_online`),
-    };
     const identity = { iotId: device.iotId, homeId: this.row.home_id, entityId, name: device.deviceName, model };
     await this.deps.sessions.restore(device.iotId);
     const transport = this.#transport!;

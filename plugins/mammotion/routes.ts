@@ -111,7 +111,7 @@ export function accountRoutes(router: HubRouter, { db, links, link, closeLink }:
       created_at: account.created_at.toISOString(),
       mowers: mowers
         .filter((m) => m.account_id === account.id)
-        .map((m) => ({ iot_id: m.iot_id, entity_id: `lawn_mower.${m.entity_slug}`, model: m.model, firmware: m.firmware })),
+        .map((m) => ({ iot_id: m.iot_id, entity_id: m.entity_id, model: m.model, firmware: m.firmware })),
     }));
   };
 

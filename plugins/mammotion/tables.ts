@@ -21,7 +21,8 @@ export type MammotionTables = {
     device_name: string;
     product_key: Generated<string>;
     model: string;
-    entity_slug: string;
+    /** The mower's entity id, as the hub's entity registry gave it. */
+    entity_id: string;
     firmware: string | null;
   };
   mammotion_sessions: {
