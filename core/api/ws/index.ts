@@ -32,6 +32,11 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Messages one tick may queue for a coalescing client. */
 const MAX_COALESCED = 10_000;
+/**
+ * Deepest nesting a message may have. Deeper data (which 1 MiB allows by the hundred thousand
+ * levels) would be passed on in events that JSON.stringify, recursing, could not send again.
+ */
+const MAX_JSON_DEPTH = 32;
 
 export interface WebSocketApiOptions {
   authenticateToken(token: string): Promise<Principal | undefined>;
@@ -56,6 +61,21 @@ function haErrorCode(code: ErrorCode): string {
   if (code === 'HUB_ERR_FORBIDDEN' || code === 'HUB_ERR_UNAUTHENTICATED') return 'unauthorized';
   if (code === 'HUB_ERR_RATE_LIMITED' || code === 'HUB_ERR_TOO_MANY_SUBSCRIPTIONS') return 'not_allowed';
   return 'home_assistant_error';
+}
+
+/** Whether parsed JSON nests arrays or objects more than `limit` levels deep; walks level by level, without recursion. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  let level: unknown[] = [value];
+  for (let depth = 0; level.length > 0; depth++) {
+    if (depth > limit) return true;
+    const next: unknown[] = [];
+    for (const item of level) {
+      if (item === null || typeof item !== 'object') continue;
+      for (const child of Object.values(item)) if (child !== null && typeof child === 'object') next.push(child);
+    }
+    level = next;
+  }
+  return false;
 }
 
 /** The JSON id of a message, echoed in an error about it when it is a number. */
@@ -246,6 +266,7 @@ class Connection {
     if (!this.#commands.take()) {
       return this.#error(idOf(message), 'not_allowed', `Too many commands (at most ${this.options.limits.commandRate} a second); slow down`, 'HUB_ERR_RATE_LIMITED');
     }
+    if (nestedDeeperThan(message, MAX_JSON_DEPTH)) return this.#error(idOf(message), 'invalid_format', `Message is nested more than ${MAX_JSON_DEPTH} levels deep`);
     const parsed = command.safeParse(message);
     if (!parsed.success) return this.#error(idOf(message), 'invalid_format', 'Message needs an integer id and a type');
     // Ids are checked in arrival order, before anything waits; commands then run concurrently.
