@@ -137,7 +137,7 @@ describe('telemetry entity ids across a restart', () => {
     } finally {
       await database.close();
     }
-  });
+  }, 60_000); // two hub starts
 });
 
 describe('telemetry entity caps', () => {
