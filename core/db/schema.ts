@@ -46,6 +46,16 @@ export interface HomeMembersTable {
   created_at: DefaultTimestamp;
 }
 
+export interface HomeInvitationsTable {
+  id: Generated<string>;
+  home_id: string;
+  email: string;
+  role: Role;
+  invited_by: string;
+  created_at: DefaultTimestamp;
+  expires_at: Timestamp;
+}
+
 export interface SessionsTable {
   id: string;
   user_id: string;
@@ -218,6 +228,7 @@ export interface Database {
   users: UsersTable;
   homes: HomesTable;
   home_members: HomeMembersTable;
+  home_invitations: HomeInvitationsTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   hub_migrations: MigrationsTable;

@@ -1,5 +1,6 @@
 /**
- * Homes (the hub's tenants) and who belongs to them: `/api/homes` and `/api/homes/{id}/members`.
+ * Homes (the hub's tenants) and who belongs to them: `/api/homes`, `/api/homes/{id}/members`
+ * and the invitations that add members (`/api/homes/{id}/invitations`, `/api/invitations`).
  *
  * @module
  */
@@ -8,19 +9,23 @@ import type { Kysely, Transaction } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
 import { homeRole, inVisibleHomes, requireHomeRole, requireSession, roleAtLeast } from '../auth/index.js';
 import { createContext, type EventBus } from '../bus/index.js';
-import type { Database, Role } from '../db/index.js';
+import type { Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
+import { invitationRoutes, invite, presentInvitation } from './invitations.js';
+import { lockHome, MANAGING_ROLES, memberRole, requireAnotherManager, requireCanManage, requireHome } from './membership.js';
 import {
   HomeIdParam,
   HomeInput,
   HomePatch,
   HomeSchema,
+  InvitationSchema,
   MemberInput,
   MemberParam,
   MemberSchema,
   presentHome,
 } from './schemas.js';
 
+export { requireHome } from './membership.js';
 export { TimeZone } from './schemas.js';
 
 const tags = ['Homes'];
@@ -76,12 +81,15 @@ const routes = {
     method: 'post',
     path: '/homes/{id}/members',
     tags,
-    summary: "Add a user to the home, or change a member's role (owner)",
-    description: 'The user must already have an account. Nobody can grant a role above their own.',
+    summary: "Invite someone to the home, or change a member's role (owner)",
+    description:
+      'For an email that is not a member, creates (or renews) an invitation the person accepts at ' +
+      '`/api/invitations`; the answer is the same whether or not the email has an account. For a ' +
+      "member's email, changes their role. Nobody can grant a role above their own.",
     request: { params: HomeIdParam, body: jsonBody(MemberInput) },
     responses: {
       200: json(MemberSchema, 'Role changed'),
-      201: json(MemberSchema, 'Added'),
+      202: json(InvitationSchema, 'Invited'),
       ...errors(400, 401, 403, 404, 409, 415),
     },
   }),
@@ -95,11 +103,9 @@ const routes = {
   }),
 };
 
-// Roles that can manage the home; one of them must always remain.
-const MANAGING_ROLES: Role[] = ['owner', 'admin'];
-
 export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus }) {
   const router = createRouter();
+  router.route('/', invitationRoutes({ db }));
 
   router.openapi(routes.list, async (c) => {
     const principal = c.var.principal;
@@ -184,28 +190,26 @@ export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus })
   router.openapi(routes.addMember, async (c) => {
     const { id } = c.req.valid('param');
     const { email, role } = c.req.valid('json');
-    const callerRole = requireHomeRole(c.var.principal, id, 'owner');
+    const principal = c.var.principal;
+    const callerRole = requireHomeRole(principal, id, 'owner');
     if (!roleAtLeast(callerRole, role)) throw hubError('HUB_ERR_FORBIDDEN', `You cannot grant the ${role} role`);
-    const { member, created } = await db.transaction().execute(async (trx) => {
+    const outcome = await db.transaction().execute(async (trx) => {
       await lockHome(trx, id);
-      const user = await trx.selectFrom('users').select(['id', 'email', 'name']).where('email', '=', email).executeTakeFirst();
-      if (!user) throw hubError('HUB_ERR_USER_NOT_FOUND', 'No user has this email; an administrator must create the account first');
-      const existing = await memberRole(trx, id, user.id);
-      if (existing) {
-        requireCanManage(callerRole, existing);
-        if (!MANAGING_ROLES.includes(role)) await requireAnotherManager(trx, id, user.id);
-      }
-      const row = await trx
-        .insertInto('home_members')
-        .values({ home_id: id, user_id: user.id, role })
-        .onConflict((oc) => oc.columns(['home_id', 'user_id']).doUpdateSet({ role }))
-        .returning(['role', 'created_at'])
-        .executeTakeFirstOrThrow();
-      return { member: { user_id: user.id, email: user.email, name: user.name, ...row }, created: !existing };
+      // Only members are looked up by email: whether anyone else has an account must not show.
+      const member = await memberByEmail(trx, id, email);
+      if (!member) return { invitation: await invite(trx, { homeId: id, email, role, invitedBy: principal.user.id }) };
+      requireCanManage(callerRole, member.role);
+      if (!MANAGING_ROLES.includes(role)) await requireAnotherManager(trx, id, member.user_id);
+      await trx.updateTable('home_members').set({ role }).where('home_id', '=', id).where('user_id', '=', member.user_id).execute();
+      return { member: { ...member, role } };
     });
-    c.var.log.info({ homeId: id, userId: member.user_id, role }, created ? 'member added' : 'member role changed');
-    const body = { ...member, created_at: member.created_at.toISOString() };
-    return created ? c.json(body, 201) : c.json(body, 200);
+    if (outcome.invitation) {
+      c.var.log.info({ homeId: id, invitationId: outcome.invitation.id, role }, 'member invited');
+      return c.json(presentInvitation(outcome.invitation), 202);
+    }
+    const { member } = outcome;
+    c.var.log.info({ homeId: id, userId: member.user_id, role }, 'member role changed');
+    return c.json({ ...member, created_at: member.created_at.toISOString() }, 200);
   });
 
   router.openapi(routes.removeMember, async (c) => {
@@ -228,41 +232,12 @@ export function homeRoutes({ db, bus }: { db: Kysely<Database>; bus: EventBus })
   return router;
 }
 
-/** The home, or HUB_ERR_HOME_NOT_FOUND. Check the caller's access first. */
-export async function requireHome(db: Kysely<Database>, id: string) {
-  const home = await db.selectFrom('homes').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND');
-  return home;
-}
-
-/** Serialises membership changes of one home, so two requests cannot both remove "another" owner. */
-async function lockHome(trx: Transaction<Database>, id: string): Promise<void> {
-  const home = await trx.selectFrom('homes').select('id').where('id', '=', id).forUpdate().executeTakeFirst();
-  if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND');
-}
-
-async function memberRole(trx: Transaction<Database>, homeId: string, userId: string): Promise<Role | undefined> {
-  const row = await trx
+async function memberByEmail(trx: Transaction<Database>, homeId: string, email: string) {
+  return trx
     .selectFrom('home_members')
-    .select('role')
-    .where('home_id', '=', homeId)
-    .where('user_id', '=', userId)
+    .innerJoin('users', 'users.id', 'home_members.user_id')
+    .select(['users.id as user_id', 'users.email', 'users.name', 'home_members.role', 'home_members.created_at'])
+    .where('home_members.home_id', '=', homeId)
+    .where('users.email', '=', email)
     .executeTakeFirst();
-  return row?.role;
 }
-
-function requireCanManage(callerRole: Role, targetRole: Role): void {
-  if (!roleAtLeast(callerRole, targetRole)) throw hubError('HUB_ERR_FORBIDDEN', `You cannot change a member with the ${targetRole} role`);
-}
-
-async function requireAnotherManager(trx: Transaction<Database>, homeId: string, exceptUserId: string): Promise<void> {
-  const other = await trx
-    .selectFrom('home_members')
-    .select('user_id')
-    .where('home_id', '=', homeId)
-    .where('role', 'in', MANAGING_ROLES)
-    .where('user_id', '!=', exceptUserId)
-    .executeTakeFirst();
-  if (!other) throw hubError('HUB_ERR_LAST_OWNER');
-}
-

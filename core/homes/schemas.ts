@@ -100,7 +100,32 @@ export const MemberSchema = z
   })
   .openapi('Member');
 
+export const InvitationSchema = z
+  .object({
+    id: z.uuid(),
+    home_id: z.uuid(),
+    email: z.string(),
+    role: z.enum(ROLES),
+    invited_by: z.uuid(),
+    created_at: z.iso.datetime(),
+    expires_at: z.iso.datetime(),
+  })
+  .openapi('Invitation', { description: 'An invitation to join a home, as its owners see it' });
+
+export const ReceivedInvitationSchema = z
+  .object({
+    id: z.uuid(),
+    home: z.object({ id: z.uuid(), name: z.string() }),
+    role: z.enum(ROLES),
+    invited_by: z.object({ name: z.string(), email: z.string() }),
+    created_at: z.iso.datetime(),
+    expires_at: z.iso.datetime(),
+  })
+  .openapi('ReceivedInvitation', { description: 'An invitation to the caller' });
+
 export const HomeIdParam = z.object({ id: z.uuid() });
+export const InvitationParam = z.object({ id: z.uuid() });
+export const HomeInvitationParam = z.object({ id: z.uuid(), invitation_id: z.uuid() });
 export const MemberParam = z.object({ id: z.uuid(), user_id: z.uuid() });
 
 export function presentHome(home: Home, role: Role): z.infer<typeof HomeSchema> {

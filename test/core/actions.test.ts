@@ -4,7 +4,7 @@ import { createTestHub, type TestHub } from '../harness/index.js';
 
 let t: TestHub;
 let owner: { id: string; token: string };
-let viewer: { id: string; token: string };
+let viewer: { id: string; email: string; token: string };
 let homeId: string;
 let otherHomeId: string;
 const calls: unknown[] = [];
@@ -15,7 +15,7 @@ beforeAll(async () => {
   viewer = await t.createUser('viewer@example.com');
   homeId = await t.createHome(owner.token, { name: 'Mine' });
   otherHomeId = await t.createHome(await t.adminToken(), { name: 'Other' });
-  await t.request(`/api/homes/${homeId}/members`, { token: owner.token, json: { email: 'viewer@example.com', role: 'viewer' } });
+  await t.addMember(owner.token, homeId, viewer, 'viewer');
   t.hub.states.set('lawn_mower.front', 'docked', {}, { homeId, owner: 'plugin:mower' });
   t.hub.states.set('lawn_mower.neighbour', 'docked', {}, { homeId: otherHomeId, owner: 'plugin:mower' });
   t.hub.actions.register({

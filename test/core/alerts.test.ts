@@ -21,7 +21,7 @@ describe('breach and recovered', () => {
 describe('alerts from telemetry', () => {
   let t: TestHub;
   let owner: { id: string; token: string };
-  let tech: { id: string; token: string };
+  let tech: { id: string; email: string; token: string };
   let homeId: string;
   let device: { id: string; mqtt: { telemetry_topic: string } };
   const events: HubEvent[] = [];
@@ -31,7 +31,7 @@ describe('alerts from telemetry', () => {
     owner = await t.createUser('owner@example.com');
     tech = await t.createUser('tech@example.com');
     homeId = await t.createHome(owner.token);
-    await t.request(`/api/homes/${homeId}/members`, { token: owner.token, json: { email: 'tech@example.com', role: 'technician' } });
+    await t.addMember(owner.token, homeId, tech, 'technician');
     device = (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Pump', kind: 'pump' } })).json()) as typeof device;
     for (const type of ['alert_raised', 'alert_acknowledged', 'alert_resolved']) t.hub.bus.on(type, (e) => void events.push(e));
   });
@@ -89,7 +89,7 @@ describe('alerts from telemetry', () => {
   it('is acknowledged and resolved by technicians, in that order only', async () => {
     const [alert] = await open();
     const viewer = await t.createUser('viewer@example.com');
-    await t.request(`/api/homes/${homeId}/members`, { token: owner.token, json: { email: 'viewer@example.com', role: 'viewer' } });
+    await t.addMember(owner.token, homeId, viewer, 'viewer');
     expect((await t.request(`/api/alerts/${alert!.id}/acknowledge`, { method: 'POST', token: viewer.token })).status).toBe(403);
     const ack = await t.request(`/api/alerts/${alert!.id}/acknowledge`, { method: 'POST', token: tech.token });
     expect(await ack.json()).toMatchObject({ status: 'acknowledged', acknowledged_by: tech.id });

@@ -168,7 +168,7 @@ describe('API tokens', () => {
 
   it('never grants more than the owner holds', async () => {
     const viewer = await t.createUser('token-viewer@example.com');
-    await t.request(`/api/homes/${homeA}/members`, { token: owner.token, json: { email: 'token-viewer@example.com', role: 'viewer' } });
+    await t.addMember(owner.token, homeA, viewer, 'viewer');
     const tooStrong = await createToken({ name: 'x', home_id: homeA, role: 'owner' }, viewer.token);
     expect(tooStrong.status).toBe(403);
     const notMine = await createToken({ name: 'x', home_id: homeB, role: 'viewer' }, viewer.token);
@@ -191,7 +191,7 @@ describe('API tokens', () => {
     expect(await errorCode(res)).toBe('HUB_ERR_UNAUTHENTICATED');
 
     const member = await t.createUser('leaver@example.com');
-    await t.request(`/api/homes/${homeA}/members`, { token: owner.token, json: { email: 'leaver@example.com', role: 'owner' } });
+    await t.addMember(owner.token, homeA, member, 'owner');
     const { token } = (await (await createToken({ name: 'l', home_id: homeA, role: 'owner' }, member.token)).json()) as { token: string };
     expect((await t.request(`/api/homes/${homeA}`, { token })).status).toBe(200);
     await t.request(`/api/homes/${homeA}/members/${member.id}`, { method: 'DELETE', token: owner.token });

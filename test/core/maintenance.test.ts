@@ -63,7 +63,7 @@ describe('maintenance', () => {
 
   it('validates tasks and keeps other homes out', async () => {
     const viewer = await t.createUser('viewer@example.com');
-    await t.request(`/api/homes/${homeId}/members`, { token: owner.token, json: { email: 'viewer@example.com', role: 'viewer' } });
+    await t.addMember(owner.token, homeId, viewer, 'viewer');
     const base = { device_id: device.id, title: 'x', type: 'corrective' };
     expect((await t.request('/api/maintenance', { token: owner.token, json: { ...base, assignee_id: viewer.id } })).status).toBe(400);
     expect((await t.request('/api/maintenance', { token: owner.token, json: { ...base, metric: 'blade_hours' } })).status).toBe(400);

@@ -142,7 +142,7 @@ describe('/api/jobs', () => {
   let t: TestHub;
   let homeId: string;
   let owner: { id: string; token: string };
-  let viewer: { id: string; token: string };
+  let viewer: { id: string; email: string; token: string };
   let runs = 0;
 
   beforeAll(async () => {
@@ -150,7 +150,7 @@ describe('/api/jobs', () => {
     owner = await t.createUser('owner@example.com');
     viewer = await t.createUser('viewer@example.com');
     homeId = await t.createHome(owner.token, { timezone: 'Europe/Berlin' });
-    await t.request(`/api/homes/${homeId}/members`, { token: owner.token, json: { email: 'viewer@example.com', role: 'viewer' } });
+    await t.addMember(owner.token, homeId, viewer, 'viewer');
     await t.hub.scheduler.register({ owner: 'test', name: 'water', homeId, schedule: { cron: '0 5 * * *' }, run: () => void runs++ });
     await t.hub.scheduler.register({ owner: 'test', name: 'explode', homeId, schedule: { cron: '0 5 * * *' }, run: () => { throw new Error('boom'); } });
   });

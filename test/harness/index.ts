@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import postgres from 'postgres';
 import { inject } from 'vitest';
 import { loadConfig } from '../../core/config/index.js';
-import { openDatabase, type HubDatabase } from '../../core/db/index.js';
+import { openDatabase, type HubDatabase, type Role } from '../../core/db/index.js';
 import { createHub, type Hub } from '../../core/hub.js';
 import type { PluginSource } from '../../core/plugins/index.js';
 
@@ -50,7 +50,9 @@ export interface TestHub {
   /** A session token of the first administrator. */
   adminToken(): Promise<string>;
   /** Creates a user through the admin API and returns a session token for them. */
-  createUser(email: string, options?: { password?: string; isAdmin?: boolean }): Promise<{ id: string; token: string }>;
+  createUser(email: string, options?: { password?: string; isAdmin?: boolean }): Promise<{ id: string; email: string; token: string }>;
+  /** Invites the user to the home as `ownerToken`'s holder and accepts as the user: membership the way people get it. */
+  addMember(ownerToken: string, homeId: string, user: { email: string; token: string }, role: Role): Promise<void>;
   /** Creates a home as the given user and returns its id. */
   createHome(token: string, body?: Record<string, unknown>): Promise<string>;
   stop(): Promise<void>;
@@ -122,7 +124,14 @@ export async function createTestHub(
       });
       if (res.status !== 201) throw new Error(`creating ${email} failed: ${res.status} ${await res.text()}`);
       const { id } = (await res.json()) as { id: string };
-      return { id, token: await login(email, password) };
+      return { id, email, token: await login(email, password) };
+    },
+    async addMember(ownerToken, homeId, user, role) {
+      const invited = await request(`/api/homes/${homeId}/members`, { token: ownerToken, json: { email: user.email, role } });
+      if (invited.status !== 202) throw new Error(`inviting ${user.email} failed: ${invited.status} ${await invited.text()}`);
+      const { id } = (await invited.json()) as { id: string };
+      const accepted = await request(`/api/invitations/${id}/accept`, { token: user.token, method: 'POST' });
+      if (accepted.status !== 200) throw new Error(`${user.email} could not accept: ${accepted.status} ${await accepted.text()}`);
     },
     async createHome(token, body = {}) {
       const res = await request('/api/homes', { token, json: { name: 'Home', ...body } });

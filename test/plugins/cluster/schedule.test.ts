@@ -10,7 +10,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubEvent } from '../../../core/bus/index.js';
 import { definePlugin } from '../../../core/plugin.js';
-import { hasActiveRun, type RunView } from '../../../plugins/cluster/runs.js';
+import { hasActiveRun, type NextYard, type RunView } from '../../../plugins/cluster/runs.js';
 import { clusterMowing, latestSlot, nextSlot, type ClusterMowingHooks } from '../../../plugins/cluster/schedule.js';
 import type { ClusterTables } from '../../../plugins/cluster/tables.js';
 import mammotion from '../../../plugins/mammotion/index.js';
@@ -118,7 +118,7 @@ describe('cluster mowing', () => {
     homeC = await t.createHome(neighbour.token, { name: 'C' });
     homeD = await t.createHome(neighbour.token, { name: 'D' });
     await t.createHome(stranger.token, { name: 'Elsewhere' });
-    expect((await t.request(`/api/homes/${hostHome}/members`, { token: owner.token, json: { email: 'viewer@example.com', role: 'viewer' } })).status).toBe(201);
+    await t.addMember(owner.token, hostHome, viewer, 'viewer');
     const linked = await t.request('/api/plugins/mammotion/accounts', { token: owner.token, json: { home_id: hostHome, email: account.email, password: account.password } });
     expect(linked.status).toBe(201);
     await until(() => t.hub.states.get(LUBA)?.state, (s) => s === 'docked', 10_000);
@@ -405,6 +405,7 @@ describe('cluster runs, with a stand-in mower', () => {
   const events: HubEvent[] = [];
   let t: TestHub;
   let admin: string;
+  let host: { id: string; token: string };
   let hostHome: string;
   let homeB: string;
   let clusterId: string;
@@ -438,8 +439,9 @@ describe('cluster runs, with a stand-in mower', () => {
     });
     t = await createTestHub({}, { plugins: [{ definition: cluster, dir: CLUSTER_DIR }, mower.source] });
     admin = await t.adminToken();
-    hostHome = await t.createHome(admin, { name: 'Host' });
-    homeB = await t.createHome(admin, { name: 'B' });
+    host = await t.createUser('host@example.com');
+    hostHome = await t.createHome(host.token, { name: 'Host' });
+    homeB = await t.createHome((await t.createUser('neighbour@example.com')).token, { name: 'B' });
     await mower.addMower(hostHome);
     const row = await db().insertInto('cluster_clusters').values({ host_home_id: hostHome, plan: sql`'{}'::jsonb`, extract_id: null, created_by: null }).returning('id').executeTakeFirstOrThrow();
     clusterId = String(row.id);
@@ -515,7 +517,7 @@ describe('cluster runs, with a stand-in mower', () => {
     await sql`update cluster_yard_visits set started_at = now() - interval '10 minutes' where run_id = ${started.id}`.execute(db());
     await t.hub.scheduler.runNow('plugin:cluster:runs');
     const failed = await run(started.id);
-    expect(failed).toMatchObject({ status: 'failed', detail: expect.stringMatching(new RegExp(`^No mowing session ended at the yard ${hostHome} within`)) });
+    expect(failed).toMatchObject({ status: 'failed', detail: expect.stringMatching(/^No mowing session ended at the yard at position 0 within/) });
     expect(failed.visits).toEqual([expect.objectContaining({ candidate_id: hostHome, outcome: 'failed', area_m2: 0, detail: expect.stringMatching(/its mowing here is not billed/) })]);
 
     // The next run's host yard is open when the late session of the last one ends.
@@ -544,6 +546,58 @@ describe('cluster runs, with a stand-in mower', () => {
     } finally {
       t.hub.states.remove('lawn_mower.robomow');
     }
+  });
+
+  it('shows the host a member that has not accepted as its yard token, in runs, usage, next_yard and run events, until it accepts', async () => {
+    const get = async <T>(path: string) => (await (await t.request(`/api/plugins/cluster${path}`, { token: host.token })).json()) as T;
+    const hostsRun = async (id: string) => (await get<RunView[]>(`/clusters/${clusterId}/runs`)).find((r) => r.id === id)!;
+    const hostsUsage = () => get<{ homes: { candidate_id: string | null; home_id: string | null }[] }>(`/clusters/${clusterId}/usage`);
+    const nextYard = async () => {
+      const res = await t.request('/api/services/cluster/next_yard?return_response', { token: host.token, json: { cluster_id: clusterId, home_id: hostHome } });
+      return ((await res.json()) as { service_response: NextYard }).service_response;
+    };
+    const consent = (state: string) => sql`update cluster_members set consent = ${state} where cluster_id = ${clusterId} and candidate_id = ${homeB}`.execute(db());
+    const cancel = (id: string) => api(`/clusters/runs/${id}/cancel`, { method: 'POST', json: {} });
+
+    // Invited, not accepted: B's yard is skipped, and to the host it is yard-1, in every run so far.
+    await consent('invited');
+    const invited = await start();
+    const starts = mower.starts.length;
+    await mower.endSession(hostHome, { area: 6, startedAt: await onTime(invited.id) });
+    await until(() => mower.starts.length, (n) => n === starts + 1);
+    expect((await hostsRun(invited.id)).visits.map((v) => [v.candidate_id, v.home_id, v.outcome])).toEqual([
+      [hostHome, hostHome, 'finished'],
+      ['yard-1', null, 'skipped'],
+      [ADDRESS, null, null],
+    ]);
+    expect((await run(invited.id)).visits[1]).toMatchObject({ candidate_id: homeB, home_id: homeB }); // an administrator sees it
+    expect(JSON.stringify(await get(`/clusters/${clusterId}/runs`))).not.toContain(homeB);
+    expect((await hostsUsage()).homes.map((h) => h.candidate_id)).toEqual([hostHome, 'yard-1']); // B's m² of earlier runs
+    expect((await cancel(invited.id)).status).toBe(200);
+
+    // Accepted: the mower goes there, and the host sees whose yard it is.
+    await consent('accepted');
+    const accepted = await start();
+    await mower.endSession(hostHome, { area: 6, startedAt: await onTime(accepted.id) });
+    expect(await until(nextYard, (yard) => yard.position === 1)).toMatchObject({ candidate_id: homeB, home_id: homeB, run_id: accepted.id });
+    expect((await hostsRun(accepted.id)).visits[1]).toMatchObject({ candidate_id: homeB, home_id: homeB, outcome: null });
+
+    // Taken back while the mower is there: yard-1 again, also in what the run says when that yard fails.
+    await consent('declined');
+    expect(await nextYard()).toMatchObject({ position: 1, candidate_id: 'yard-1', home_id: null });
+    await sql`update cluster_yard_visits set started_at = now() - interval '10 minutes' where run_id = ${accepted.id} and ended_at is null`.execute(db());
+    await t.hub.scheduler.runNow('plugin:cluster:runs');
+    const ended = await until(() => fired('cluster_run_ended').find((e) => e.data.run_id === accepted.id), Boolean);
+    expect(ended!.data.detail).toMatch(/^No mowing session ended at the yard at position 1 within/);
+    const yardOf = async (runId: string) => (await hostsRun(runId)).visits.find((v) => v.position === 1);
+    expect(await yardOf(accepted.id)).toMatchObject({ candidate_id: 'yard-1', home_id: null, outcome: 'failed' });
+    const seen = JSON.stringify([ended, await get(`/clusters/${clusterId}/runs`), await hostsUsage()]);
+    expect(seen).not.toContain(homeB);
+
+    // Accepted once more: the host sees the real ids again.
+    await consent('accepted');
+    expect(await yardOf(accepted.id)).toMatchObject({ candidate_id: homeB, home_id: homeB });
+    expect((await hostsUsage()).homes.map((h) => h.home_id)).toContain(homeB);
   });
 
   it('keeps runs and yard visits when the cluster or its host home is deleted, and ends a run whose cluster went', async () => {
