@@ -6,8 +6,9 @@
  * Privacy: a home is a person's. A caller sees another hub home (its id, street line and point)
  * only where that home agreed to be seen: in a cluster, once its consent is `accepted`, by the
  * host and the accepted members. Everywhere else — plans, invitations not yet answered — such a
- * home is an opaque `yard-<n>`. Pool addresses are address points, not users, and keep their
- * street line; administrators see everything.
+ * home is an opaque `yard-<n>`, and no figure shown lets its point be worked out: its distance is
+ * a band, and a route length that includes it is not given. Pool addresses are address points,
+ * not users, and keep their street line; administrators see everything.
  *
  * @module
  */
@@ -20,7 +21,8 @@ import type { ClusterEntities } from './entities.js';
 import { LocalPlane, type ClusterPlan, type PairResult } from './planner/index.js';
 import type { ClusterPlanning } from './planning.js';
 import { hasActiveRun } from './runs.js';
-import { addressInput, addressRowId, homeInput, isAddressCandidate, points, streetLines, YARD_TOKEN, yardToken } from './store.js';
+import type { MoveThrottle } from './moves.js';
+import { addressInput, addressRowId, homeInput, isAddressCandidate, points, seenByHost, streetLines, YARD_TOKEN, yardToken } from './store.js';
 import type { ClusterDb, ConsentState, WeeklyPlan } from './tables.js';
 
 /** © OpenStreetMap contributors: every map built from the road data carries it. */
@@ -31,6 +33,18 @@ const PLAN_TTL_MS = 3600_000;
 
 /** Any one accept at a time, hub-wide: two hosts must not both take the same neighbour. */
 const ACCEPT_LOCK = 0x636c7573; // "clus"
+
+/** How wide the distance bands are that a hidden yard's distance is shown in. */
+const BAND_M = 50;
+
+/**
+ * A distance as a band: `<50 m`, `50–100 m`, `100–150 m`… What a plan shows of a home the caller
+ * may not see: exact figures, read from a few points, would locate it.
+ */
+export function distanceBand(distM: number): string {
+  const lower = Math.floor(distM / BAND_M) * BAND_M;
+  return lower === 0 ? `<${BAND_M} m` : `${lower}–${lower + BAND_M} m`;
+}
 
 /** Whom a view is for: administrators see every home, anyone else their own homes (a {@link Principal} is one). */
 export interface Viewer {
@@ -44,8 +58,12 @@ export interface PairView {
   candidate_id: string;
   /** Street line only; null for a hidden home. */
   address: string | null;
-  dist_m: number;
+  /** Straight distance from the host; null for a hidden home (see `dist_band`). */
+  dist_m: number | null;
+  /** The mower's path when it qualifies; null when it does not, and for a hidden home. */
   path_m: number | null;
+  /** The distance's band, for every candidate: all a hidden home shows of how far it is. */
+  dist_band: string;
   reason: PairResult['reason'];
   qualified: boolean;
   same_block: boolean;
@@ -54,7 +72,8 @@ export interface PairView {
 
 export interface RouteView {
   order: string[];
-  length_m: number;
+  /** Null when the route passes a yard the caller may not see: that leg could be worked out from it. */
+  length_m: number | null;
 }
 
 /** A plan as the API shows it. */
@@ -135,6 +154,8 @@ export interface ClusterServiceOptions {
   mowerHomes(): Set<string>;
   /** Pool addresses registered as hosts, as planner ids. */
   poolHosts(): Promise<string[]>;
+  /** How often a host home may be planned at a new point. */
+  moves: MoveThrottle;
   radiusM: number;
 }
 
@@ -146,18 +167,25 @@ export class ClusterService {
     if (!this.options.mowerHomes().has(homeId)) throw hubError('HUB_ERR_CLUSTER_NO_MOWER');
   }
 
-  /** Plans the home's cluster with the freshest data this instance has. The caller checked access. */
-  async plan(homeId: string): Promise<StoredPlan> {
+  /**
+   * Plans the home's cluster with the freshest data this instance has, where the home is now.
+   * The caller checked access; `viewer` is who will see it: anyone but an administrator plans a
+   * home at a new point only as often as {@link MoveThrottle} allows (HUB_ERR_RATE_LIMITED).
+   */
+  async plan(homeId: string, viewer: Viewer): Promise<StoredPlan> {
     const { db, planning } = this.options;
     const home = await db.selectFrom('homes').select(['id', 'address', 'latitude', 'longitude']).where('id', '=', homeId).executeTakeFirst();
     if (!home) throw hubError('HUB_ERR_HOME_NOT_FOUND');
     if (home.latitude === null || home.longitude === null) throw hubError('HUB_ERR_HOME_NO_LOCATION');
+    if (!viewer.isAdmin) await this.options.moves.admit(homeId, { latitude: home.latitude, longitude: home.longitude });
     await planning.settled();
     const extract = planning.extractAt([home.longitude, home.latitude]);
     if (!extract) throw hubError('HUB_ERR_CLUSTER_NO_ROAD_DATA');
     const built = await planning.built(extract.id);
-    // Normally there already (events keep the planners current); a home changed on another instance may not be.
-    if (!built.hub.home(homeId)) built.hub.upsertHome(homeInput(home));
+    // The plan is made at the point the throttle admitted. Events keep the planners current; a
+    // home changed on another instance, or whose event is still on its way, may not be yet.
+    const held = built.hub.home(homeId)?.lonLat;
+    if (!held || held[0] !== home.longitude || held[1] !== home.latitude) built.hub.upsertHome(homeInput(home));
     const plan = built.hub.plan(homeId);
     if (!this.options.mowerHomes().has(homeId)) plan.warnings.push('host_has_no_mower');
     return { ...plan, extractId: extract.id };
@@ -234,7 +262,12 @@ export class ClusterService {
     return { plans, unplanned: unplanned.sort((a, b) => (a.hostId < b.hostId ? -1 : 1)) };
   }
 
-  /** The plan as `viewer` may see it: street lines of what is visible, `yard-<n>` for other people's homes. */
+  /**
+   * The plan as `viewer` may see it: street lines of what is visible, `yard-<n>` for other
+   * people's homes, with a distance band in place of their figures. Nothing in it is ordered by
+   * an exact distance (that would place a hidden home between two visible ones): members come in
+   * route order, the rejected by band, then by token.
+   */
   async present(plan: StoredPlan, viewer: Viewer): Promise<PlanView> {
     const tokens = planTokens(plan);
     const hidden = (id: string) => hiddenInPlan(plan, viewer, id);
@@ -244,19 +277,24 @@ export class ClusterService {
     const pair = (p: PairResult): PairView => ({
       candidate_id: shown(p.candidateId),
       address: hidden(p.candidateId) ? null : (lines.get(p.candidateId) ?? null),
-      dist_m: p.distM,
-      path_m: p.pathM,
+      dist_m: hidden(p.candidateId) ? null : p.distM,
+      path_m: hidden(p.candidateId) ? null : p.pathM,
+      dist_band: distanceBand(p.distM),
       reason: p.reason,
       qualified: p.qualified,
       same_block: p.sameBlock,
       line_clear: p.lineClear,
     });
+    // The host's own duplicate (the only candidate without a token) goes first.
+    const rank = new Map([...tokens.keys()].map((id, index) => [id, index]));
+    const tokenOrder = (p: PairResult) => rank.get(p.candidateId) ?? -1;
+    const byBand = (a: PairResult, b: PairResult) => Math.floor(a.distM / BAND_M) - Math.floor(b.distM / BAND_M) || tokenOrder(a) - tokenOrder(b);
     return {
       host_id: plan.hostId,
       host_status: plan.hostStatus,
-      members: plan.members.map(pair),
-      rejected: plan.rejected.map(pair),
-      route: plan.route && { order: plan.route.order.map(shown), length_m: plan.route.lengthM },
+      members: [...plan.members].sort((a, b) => tokenOrder(a) - tokenOrder(b)).map(pair),
+      rejected: [...plan.rejected].sort(byBand).map(pair),
+      route: plan.route && { order: plan.route.order.map(shown), length_m: plan.route.order.some(hidden) ? null : plan.route.lengthM },
       warnings: plan.warnings.map((warning) => {
         const id = warningId(warning);
         return id && hidden(id) ? `${warning.slice(0, warning.length - id.length)}${tokens.get(id)}` : warning;
@@ -435,7 +473,7 @@ export class ClusterService {
     }
     const stops = seen.map((y) => where.get(y.candidateId)).filter((p): p is [number, number] => p !== undefined);
     if (stops.length > 1) {
-      features.push({ type: 'Feature', geometry: { type: 'LineString', coordinates: [...stops, stops[0]!] }, properties: { kind: 'route', length_m: record.route?.lengthM ?? null } });
+      features.push({ type: 'Feature', geometry: { type: 'LineString', coordinates: [...stops, stops[0]!] }, properties: { kind: 'route', length_m: routeLength(record, principal, caller) } });
     }
     const hostPoint = where.get(record.hostHomeId);
     if (record.extractId && planning.extract(record.extractId) && hostPoint) {
@@ -509,7 +547,7 @@ export class ClusterService {
       accepted_at: record.acceptedAt.toISOString(),
       next_position: record.nextPosition,
       schedule: record.schedule,
-      route: record.route && { order: record.route.order.flatMap((id) => shownId.get(id) ?? []), length_m: record.route.lengthM },
+      route: record.route && { order: record.route.order.flatMap((id) => shownId.get(id) ?? []), length_m: routeLength(record, viewer, caller) },
       members,
     };
   }
@@ -556,15 +594,16 @@ export class ClusterService {
 
 /**
  * `yard-<n>` for every candidate the plan names, in a fixed order: members in route order,
- * other members, the rejected, then ids named in warnings. It depends on the stored plan only,
- * so a token means the same yard to every caller and to accept; a member's token is the
- * position it takes when all members are accepted.
+ * other members, the rejected by id (not by distance: the numbers must not rank a hidden home
+ * among visible ones), then ids named in warnings. It depends on the stored plan only, so a
+ * token means the same yard to every caller and to accept; a member's token is the position it
+ * takes when all members are accepted.
  */
 function planTokens(plan: StoredPlan): Map<string, string> {
   const ids = [
     ...(plan.route?.order ?? []),
     ...plan.members.map((m) => m.candidateId),
-    ...plan.rejected.map((r) => r.candidateId),
+    ...plan.rejected.map((r) => r.candidateId).sort(),
     ...plan.warnings.flatMap((w) => warningId(w) ?? []),
   ];
   const tokens = new Map<string, string>();
@@ -598,7 +637,17 @@ function standing(record: ClusterRecord, viewer: Viewer): Standing | undefined {
 function sight(viewer: Viewer, caller: Standing, yard: Yard): Sight {
   if (caller === 'admin' || yard.position === 0 || (yard.homeId !== null && viewer.homes.has(yard.homeId))) return 'full';
   if (caller === 'invited') return 'none';
-  return isAddressCandidate(yard.candidateId) || yard.consent === 'accepted' ? 'full' : 'token';
+  return seenByHost(yard) ? 'full' : 'token';
+}
+
+/**
+ * The route's length as the caller may see it: only when they see every yard on it. With one
+ * yard hidden (a token, or left out), the known legs subtracted from the total would give its.
+ */
+function routeLength(record: ClusterRecord, viewer: Viewer, caller: Standing): number | null {
+  if (!record.route) return null;
+  const onRoute = new Set(record.route.order);
+  return record.yards.every((yard) => !onRoute.has(yard.candidateId) || sight(viewer, caller, yard) === 'full') ? record.route.lengthM : null;
 }
 
 function memberView(yard: Yard, seen: Exclude<Sight, 'none'>): MemberView {

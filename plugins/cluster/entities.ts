@@ -7,7 +7,7 @@
  * @module
  */
 import type { EntityHandle, PluginContext } from '../../core/plugin.js';
-import { isAddressCandidate, streetLines, yardToken } from './store.js';
+import { seenByHost, streetLines, yardToken } from './store.js';
 import type { ClusterDb } from './tables.js';
 
 /** States of a mower the hub cannot reach. */
@@ -89,7 +89,7 @@ export class ClusterEntities {
 
     // The entities belong to the host home: its members see a neighbour's yard once that
     // neighbour has agreed (or when it is a pool address), as the cluster's own routes show it.
-    const shown = (m: (typeof members)[number]) => m.position === 0 || isAddressCandidate(m.candidate_id) || m.consent === 'accepted';
+    const shown = (m: (typeof members)[number]) => seenByHost({ candidateId: m.candidate_id, position: m.position, consent: m.consent });
     const list = members.map((m) =>
       shown(m)
         ? { candidate_id: m.candidate_id, address: lines.get(m.candidate_id) ?? null, consent: m.consent, position: m.position }

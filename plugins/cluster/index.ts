@@ -11,6 +11,7 @@ import { ClusterService } from './clusters.js';
 import { compatRoutes } from './compat.js';
 import { ClusterEntities, mowersByHome } from './entities.js';
 import { Geocoder, NominatimGeocoder, PoolGeocoder, type GeocoderProvider } from './geocode.js';
+import { MoveThrottle } from './moves.js';
 import type { BarrierOptions, BBox, PlannerConfig } from './planner/index.js';
 import { BULK_CHANGE, ClusterPlanning } from './planning.js';
 import { registerRoutes, type DataChange } from './routes.js';
@@ -66,6 +67,12 @@ const config = z.object({
     .default(1000)
     .describe("Least time between two geocoder requests (ms); nominatim.openstreetmap.org's usage policy needs 1000 or more"),
   maxImportMb: z.coerce.number().min(1).max(512).default(64).describe('Largest road import body (POST /roads), MiB'),
+  replanAfterMoveHours: z.coerce
+    .number()
+    .min(0)
+    .max(720)
+    .default(24)
+    .describe('After a plan that followed a move, how long a home cannot be planned at yet another point (hours; 0: no limit)'),
 });
 
 export default definePlugin({
@@ -98,7 +105,8 @@ export default definePlugin({
 
     const mowerHomes = () => new Set(mowersByHome(ctx.states).keys());
     const poolHosts = async () => (await db.selectFrom('cluster_addresses').select('id').where('role', '=', 'host').execute()).map((r) => addressCandidateId(r.id));
-    const clusters = new ClusterService({ db, planning, entities, mowerHomes, poolHosts, radiusM: settings.radiusM });
+    const moves = new MoveThrottle(db, settings.replanAfterMoveHours * 3_600_000);
+    const clusters = new ClusterService({ db, planning, entities, mowerHomes, poolHosts, moves, radiusM: settings.radiusM });
 
     const providers: GeocoderProvider[] = [new PoolGeocoder(db)];
     if (settings.geocoderUrl) {
@@ -162,7 +170,8 @@ export default definePlugin({
       // plans only a home with a mower, and shows it as that home's members would see it.
       plan: async (hostHomeId) => {
         clusters.requireMower(hostHomeId);
-        return clusters.present(await clusters.plan(hostHomeId), { isAdmin: false, homes: new Set([hostHomeId]) });
+        const asHost = { isAdmin: false, homes: new Set([hostHomeId]) };
+        return clusters.present(await clusters.plan(hostHomeId, asHost), asHost);
       },
     });
   },

@@ -193,14 +193,17 @@ const HOST_REQUIRED = { message: 'host_home_id is required', path: ['host_home_i
 const Pair = z.object({
   candidate_id: z.string().describe('A home id, address:<id>, or yard-<n> for a home you may not see'),
   address: z.string().nullable().describe('Street line only; null for a hidden home'),
-  dist_m: z.number(),
-  path_m: z.number().nullable(),
+  dist_m: z.number().nullable().describe('Straight distance from the host, metres; null for a hidden home'),
+  path_m: z.number().nullable().describe("The mower's path when it qualifies; null otherwise, and for a hidden home"),
+  dist_band: z.string().describe('The distance as a band (<50 m, 50–100 m, …): all a hidden home shows of it'),
   reason: z.string(),
   qualified: z.boolean(),
   same_block: z.boolean(),
   line_clear: z.boolean(),
 });
-const Route = z.object({ order: z.array(z.string()), length_m: z.number() }).nullable();
+const Route = z
+  .object({ order: z.array(z.string()), length_m: z.number().nullable().describe('Null when the route passes a yard you may not see') })
+  .nullable();
 const PlanFields = {
   host_id: z.string(),
   host_status: z.string(),
@@ -226,7 +229,7 @@ const planRoutesDef = {
     tags,
     summary: "Plan a home's cluster: which neighbours its mower can reach without crossing a road",
     request: { body: jsonBody(z.object(HostHome).refine(oneHost, HOST_REQUIRED).openapi('ClusterPlanInput')) },
-    responses: { 200: json(Plan, 'The plan'), ...errors(400, 401, 404, 409, 415, 422) },
+    responses: { 200: json(Plan, 'The plan'), ...errors(400, 401, 404, 409, 415, 422, 429) },
   }),
   planAll: createRoute({
     method: 'post',
@@ -281,7 +284,7 @@ const clusterRoutesDef = {
     tags,
     summary: "Plan a home's cluster afresh and accept it (host owner)",
     request: { body: jsonBody(z.object({ ...HostHome, members: Members }).refine(oneHost, HOST_REQUIRED).openapi('ClusterAcceptInput')) },
-    responses: { 201: json(Accepted, 'The cluster'), ...errors(400, 401, 403, 404, 409, 415, 422) },
+    responses: { 201: json(Accepted, 'The cluster'), ...errors(400, 401, 403, 404, 409, 415, 422, 429) },
   }),
   acceptPlan: createRoute({
     method: 'post',
@@ -513,7 +516,7 @@ function planRoutes(router: HubRouter, deps: ClusterRouteDeps): void {
     requireHomeRole(principal, hostHomeId, 'viewer');
     // Administrators may plan any home (prospecting); others only a home whose mower would walk it.
     if (!principal.isAdmin) clusters.requireMower(hostHomeId);
-    const plan = await clusters.plan(hostHomeId);
+    const plan = await clusters.plan(hostHomeId, principal);
     const planId = await clusters.propose(plan, principal.user.id);
     return c.json({ plan_id: planId, ...(await clusters.present(plan, principal)) }, 200);
   });
@@ -535,7 +538,7 @@ function clusterRoutes(router: HubRouter, deps: ClusterRouteDeps): void {
     const body = c.req.valid('json');
     const hostHomeId = hostOf(body);
     requireHomeRole(c.var.principal, hostHomeId, 'owner');
-    const plan = await clusters.plan(hostHomeId);
+    const plan = await clusters.plan(hostHomeId, c.var.principal);
     const cluster = await clusters.accept(plan, body.members, c.var.principal, c.var.principal.user.id);
     c.var.log.info({ cluster: cluster.id, homeId: hostHomeId, members: cluster.members.length - 1, skipped: cluster.skipped.length }, 'cluster accepted');
     return c.json(cluster, 201);

@@ -19,6 +19,11 @@
  * as failed: a session ending later cannot be told from the host mowing its own lawn, so it is
  * logged and billed to no one.
  *
+ * Who sees what: a yard whose member has not accepted (invited, declined, or gone from the
+ * cluster) is `yard-<position>` to the host home here as everywhere (`seenByHost`): in runs and
+ * visits, usage, `cluster.next_yard` and the run events. A run's detail names a yard by its
+ * position, never its id, so what was written then tells nothing once consent changes.
+ *
  * Each step is guarded by the database (a visit per yard and run is unique, a session bills one
  * visit, runs and visits change only from the state the step read), so two instances reacting to
  * the same event, or a recovery sweep meeting a live step, never mow a yard twice. Runs and visits
@@ -32,7 +37,8 @@ import { isUniqueViolation, sqlState, type Database } from '../../core/db/index.
 import { hubError } from '../../core/errors/index.js';
 import type { PluginContext } from '../../core/plugin.js';
 import { mowersByHome, UNAVAILABLE } from './entities.js';
-import type { ClusterDb, ClusterTables, RunStatus, VisitOutcome } from './tables.js';
+import { seenByHost, yardToken } from './store.js';
+import type { ClusterDb, ClusterTables, ConsentState, RunStatus, VisitOutcome } from './tables.js';
 
 /**
  * The Mammotion plugin's session store (`plugins/mammotion/sql/0001_mammotion.sql`), read only:
@@ -53,7 +59,8 @@ type MammotionSessions = {
 
 /** A yard visit as the API shows it. */
 export type YardVisitView = {
-  candidate_id: string;
+  /** `yard-<position>` for a yard the caller may not see; null when that yard has left the cluster. */
+  candidate_id: string | null;
   home_id: string | null;
   /** The yard's place in the route now (null when it has left the cluster since). */
   position: number | null;
@@ -117,8 +124,25 @@ export const SessionEndedData = z.object({
 });
 export type SessionEndedData = z.output<typeof SessionEndedData>;
 
-/** Which yards a caller may see: all of them (the host home), or the yards of these homes (a member). */
-export type YardScope = 'all' | ReadonlySet<string>;
+/**
+ * Who looks at runs. An administrator sees every yard as it is; the host home's members see
+ * every yard, those whose member has not accepted as `yard-<position>` (the caller's own homes
+ * excepted); a member home that accepted sees only its own yards (`homes`), and neither the
+ * run's detail nor the host's mower.
+ */
+export type RunViewer = { as: 'admin' } | { as: 'host' | 'member'; homes: ReadonlySet<string> };
+
+/** The host home's view, for callers that act for it (actions, flows). */
+export const HOST_VIEW: RunViewer = { as: 'host', homes: new Set() };
+
+/** A yard as the viewer may see it: itself, or its token (and no home). */
+function yardAs(viewer: RunViewer, yard: { candidate_id: string; home_id: string | null; position: number | null; consent: ConsentState | null }) {
+  const own = viewer.as !== 'admin' && yard.home_id !== null && viewer.homes.has(yard.home_id);
+  if (viewer.as === 'admin' || own || seenByHost({ candidateId: yard.candidate_id, position: yard.position, consent: yard.consent })) {
+    return { candidate_id: yard.candidate_id, home_id: yard.home_id };
+  }
+  return { candidate_id: yard.position === null ? null : yardToken(yard.position), home_id: null };
+}
 
 export interface RunOptions {
   /** Refreshes what shows the cluster's next yard (its entity). */
@@ -178,7 +202,7 @@ export class ClusterRuns {
    * @throws HUB_ERR_CLUSTER_NOT_FOUND, HUB_ERR_CLUSTER_NO_MOWER, HUB_ERR_VALIDATION (an
    *   `entityId` that is not the host's mower), HUB_ERR_CLUSTER_RUN_ACTIVE
    */
-  async start(clusterId: string, options: { entityId?: string } = {}): Promise<RunView> {
+  async start(clusterId: string, options: { entityId?: string; viewer: RunViewer }): Promise<RunView> {
     const cluster = await this.#cluster(clusterId);
     const mowers = this.mowersOf(cluster.host_home_id);
     if (options.entityId !== undefined && !mowers.includes(options.entityId)) {
@@ -194,7 +218,7 @@ export class ClusterRuns {
       throw error;
     }
     await this.#began(cluster, runId, entityId);
-    return (await this.view(runId))!;
+    return (await this.view(runId, options.viewer))!;
   }
 
   /**
@@ -255,17 +279,18 @@ export class ClusterRuns {
    *
    * @param by who cancelled: `detail` is shown to the host home and in `cluster_run_ended`, so
    *   it never names the person; `userId` is stored apart (null for an automation).
+   * @param viewer whom the answer is for.
    * @throws HUB_ERR_CLUSTER_RUN_NOT_FOUND, HUB_ERR_CLUSTER_RUN_ENDED
    */
-  cancel(runId: string, by: { detail: string; userId: string | null }): Promise<RunView> {
+  cancel(runId: string, by: { detail: string; userId: string | null }, viewer: RunViewer): Promise<RunView> {
     return this.#serially(runId, async () => {
       const ended = await this.#end(runId, 'cancelled', by.detail, by.userId);
       if (!ended) {
-        if (!(await this.view(runId))) throw hubError('HUB_ERR_CLUSTER_RUN_NOT_FOUND');
+        if (!(await this.view(runId, viewer))) throw hubError('HUB_ERR_CLUSTER_RUN_NOT_FOUND');
         throw hubError('HUB_ERR_CLUSTER_RUN_ENDED');
       }
       if (ended.leftYard) await this.#dock(ended.entity_id, runId);
-      return (await this.view(runId))!;
+      return (await this.view(runId, viewer))!;
     });
   }
 
@@ -281,7 +306,7 @@ export class ClusterRuns {
     const candidates = await this.#db
       .selectFrom('cluster_yard_visits as v')
       .innerJoin('cluster_runs as r', 'r.id', 'v.run_id')
-      .select(['v.id', 'r.id as run_id', 'r.cluster_id', 'v.candidate_id', 'v.home_id', 'v.zones'])
+      .select(['v.id', 'r.id as run_id', 'r.cluster_id', 'r.position', 'v.candidate_id', 'v.home_id', 'v.zones'])
       .where('r.entity_id', '=', session.entity_id)
       .where('r.status', '=', 'running')
       .where('r.cluster_id', 'is not', null)
@@ -328,7 +353,7 @@ export class ClusterRuns {
     this.ctx.log.info({ clusterId, runId: visit.run_id, candidateId: visit.candidate_id, areaM2: session.area_m2, outcome }, 'cluster yard mowed');
     try {
       if (outcome === 'interrupted') {
-        await this.#end(visit.run_id, 'failed', `The mower stopped before it finished the yard ${visit.candidate_id} (session ${session.id})`);
+        await this.#end(visit.run_id, 'failed', `The mower stopped before it finished the yard at position ${visit.position} (session ${session.id})`);
       } else {
         await this.advance(visit.run_id);
       }
@@ -368,8 +393,8 @@ export class ClusterRuns {
    */
   async sweep(now = new Date()): Promise<void> {
     await this.#closeStaleVisits();
-    const running = await this.#db.selectFrom('cluster_runs').select(['id', 'entity_id', 'cluster_id']).where('status', '=', 'running').execute();
-    for (const { id, entity_id: entityId, cluster_id: clusterId } of running) {
+    const running = await this.#db.selectFrom('cluster_runs').select(['id', 'entity_id', 'cluster_id', 'position']).where('status', '=', 'running').execute();
+    for (const { id, entity_id: entityId, cluster_id: clusterId, position } of running) {
       if (clusterId === null) {
         const ended = await this.#end(id, 'cancelled', 'Cancelled: the cluster was deleted');
         if (ended?.leftYard) await this.#dock(entityId, id);
@@ -382,7 +407,7 @@ export class ClusterRuns {
         if (mower && !UNAVAILABLE.has(mower.state)) await this.advance(id);
       } else if (now.getTime() - open.started_at.getTime() > this.options.yardTimeoutMs) {
         const hours = Math.round((this.options.yardTimeoutMs / 3_600_000) * 100) / 100;
-        await this.#end(id, 'failed', `No mowing session ended at the yard ${open.candidate_id} within ${hours} h`);
+        await this.#end(id, 'failed', `No mowing session ended at the yard at position ${position} within ${hours} h`);
       }
     }
   }
@@ -453,13 +478,13 @@ export class ClusterRuns {
         this.ctx.log.info({ clusterId, runId, candidateId: yard.candidate_id }, skip);
         continue;
       }
-      await this.#send(run.entity_id, { clusterId, runId, visitId: visit, candidateId: yard.candidate_id, zones: yard.zones });
+      await this.#send(run.entity_id, { clusterId, runId, visitId: visit, candidateId: yard.candidate_id, position: yard.position, zones: yard.zones });
       return;
     }
   }
 
   /** Sends the mower to a yard's zones, unless the run ended meanwhile; a failed start fails the run. */
-  async #send(entityId: string, yard: { clusterId: string; runId: string; visitId: string; candidateId: string; zones: string[] }): Promise<void> {
+  async #send(entityId: string, yard: { clusterId: string; runId: string; visitId: string; candidateId: string; position: number; zones: string[] }): Promise<void> {
     const { clusterId, runId, candidateId, zones } = yard;
     // A cancel on another instance may have come since this step read the run (one on this
     // instance waits for the step): its end closed the visit, and the mower stays home.
@@ -474,7 +499,7 @@ export class ClusterRuns {
         .where('id', '=', yard.visitId)
         .where('ended_at', 'is', null)
         .execute();
-      await this.#end(runId, 'failed', `The mower did not start on the yard ${candidateId}: ${why}`);
+      await this.#end(runId, 'failed', `The mower did not start on the yard at position ${yard.position}: ${why}`);
       return;
     }
     this.ctx.log.info({ clusterId, runId, candidateId, zones }, 'cluster mower sent to the next yard');
@@ -577,33 +602,29 @@ export class ClusterRuns {
     return { id: String(row.id), host_home_id: row.host_home_id };
   }
 
-  /** One run with its visits, or undefined. */
-  async view(runId: string): Promise<RunView | undefined> {
+  /** One run with its visits as `viewer` may see it, or undefined. */
+  async view(runId: string, viewer: RunViewer): Promise<RunView | undefined> {
     const run = await this.#db.selectFrom('cluster_runs').selectAll().where('id', '=', runId).executeTakeFirst();
     if (!run) return undefined;
-    return (await this.#present([run], 'all'))[0];
+    return (await this.#present([run], viewer))[0];
   }
 
-  /**
-   * The cluster's runs, newest first, with their visits. A member (`yards` = their homes) sees
-   * only their own yards' visits, and neither the run's detail (it may name another yard) nor
-   * the host's mower.
-   */
-  async list(clusterId: string, limit: number, yards: YardScope = 'all'): Promise<RunView[]> {
+  /** The cluster's runs, newest first, with their visits, as `viewer` may see them. */
+  async list(clusterId: string, limit: number, viewer: RunViewer): Promise<RunView[]> {
     const runs = await this.#db.selectFrom('cluster_runs').selectAll().where('cluster_id', '=', clusterId).orderBy('started_at', 'desc').limit(limit).execute();
-    return this.#present(runs, yards);
+    return this.#present(runs, viewer);
   }
 
-  async #present(runs: RunRow[], yards: YardScope): Promise<RunView[]> {
+  async #present(runs: RunRow[], viewer: RunViewer): Promise<RunView[]> {
     if (runs.length === 0) return [];
-    const homes = yards === 'all' ? undefined : [...yards];
-    if (homes?.length === 0) return [];
+    const member = viewer.as === 'member' ? [...viewer.homes] : undefined;
+    if (member?.length === 0) return [];
     let query = this.#db
       .selectFrom('cluster_yard_visits as v')
       .leftJoin('cluster_members as m', (join) => join.onRef('m.cluster_id', '=', 'v.cluster_id').onRef('m.candidate_id', '=', 'v.candidate_id'))
-      .select(['v.run_id', 'v.candidate_id', 'v.home_id', 'm.position', 'v.session_id', 'v.started_at', 'v.ended_at', 'v.area_m2', 'v.outcome', 'v.detail'])
+      .select(['v.run_id', 'v.candidate_id', 'v.home_id', 'm.position', 'm.consent', 'v.session_id', 'v.started_at', 'v.ended_at', 'v.area_m2', 'v.outcome', 'v.detail'])
       .where('v.run_id', 'in', runs.map((r) => r.id));
-    if (homes) query = query.where('v.home_id', 'in', homes);
+    if (member) query = query.where('v.home_id', 'in', member);
     const visits = await query.orderBy('v.started_at').orderBy('m.position').execute();
     return runs.map((run) => ({
       id: run.id,
@@ -612,32 +633,43 @@ export class ClusterRuns {
       started_at: run.started_at.toISOString(),
       ended_at: run.ended_at?.toISOString() ?? null,
       position: run.position,
-      entity_id: homes ? null : run.entity_id,
+      entity_id: member ? null : run.entity_id,
       slot: run.slot?.toISOString() ?? null,
-      detail: homes ? null : run.detail,
+      detail: member ? null : run.detail,
       visits: visits
         .filter((v) => v.run_id === run.id)
-        .map(({ run_id: _, ...v }) => ({ ...v, position: v.position ?? null, started_at: v.started_at.toISOString(), ended_at: v.ended_at?.toISOString() ?? null })),
+        .map(({ run_id: _, consent, ...v }) => ({
+          ...v,
+          ...yardAs(viewer, { ...v, consent }),
+          position: v.position ?? null,
+          started_at: v.started_at.toISOString(),
+          ended_at: v.ended_at?.toISOString() ?? null,
+        })),
     }));
   }
 
-  /** Mowed m² per yard (and its home) in a period, from the visits: what billing counts. A member sees their own yards only. */
-  async usage(clusterId: string, from: Date, to: Date, yards: YardScope = 'all') {
-    const homes = yards === 'all' ? undefined : [...yards];
+  /** Mowed m² per yard (and its home) in a period, from the visits: what billing counts; as `viewer` may see it. */
+  async usage(clusterId: string, from: Date, to: Date, viewer: RunViewer) {
+    const member = viewer.as === 'member' ? [...viewer.homes] : undefined;
     let query = this.#db
-      .selectFrom('cluster_yard_visits')
-      .select((eb) => ['candidate_id', 'home_id', eb.fn.sum<number | string>('area_m2').as('area_m2'), eb.fn.countAll<number | string>().as('visits')])
-      .where('cluster_id', '=', clusterId)
-      .where('outcome', 'in', ['finished', 'interrupted'])
-      .where('started_at', '>=', from)
-      .where('started_at', '<', to);
-    if (homes) query = query.where(homes.length > 0 ? (eb) => eb('home_id', 'in', homes) : (eb) => eb.lit(false));
-    const rows = await query.groupBy(['candidate_id', 'home_id']).orderBy('candidate_id').execute();
-    const list = rows.map((r) => ({ candidate_id: r.candidate_id, home_id: r.home_id, area_m2: Number(r.area_m2), visits: Number(r.visits) }));
+      .selectFrom('cluster_yard_visits as v')
+      .leftJoin('cluster_members as m', (join) => join.onRef('m.cluster_id', '=', 'v.cluster_id').onRef('m.candidate_id', '=', 'v.candidate_id'))
+      .select((eb) => ['v.candidate_id', 'v.home_id', 'm.position', 'm.consent', eb.fn.sum<number | string>('v.area_m2').as('area_m2'), eb.fn.countAll<number | string>().as('visits')])
+      .where('v.cluster_id', '=', clusterId)
+      .where('v.outcome', 'in', ['finished', 'interrupted'])
+      .where('v.started_at', '>=', from)
+      .where('v.started_at', '<', to);
+    if (member) query = query.where(member.length > 0 ? (eb) => eb('v.home_id', 'in', member) : (eb) => eb.lit(false));
+    // By route position, not by id: the order must not rank a hidden yard's id among the others.
+    const rows = await query.groupBy(['v.candidate_id', 'v.home_id', 'm.position', 'm.consent']).orderBy('m.position').orderBy('v.candidate_id').execute();
+    const list = rows.map((r) => ({ ...yardAs(viewer, r), area_m2: Number(r.area_m2), visits: Number(r.visits) }));
     return { cluster_id: clusterId, from: from.toISOString(), to: to.toISOString(), total_m2: list.reduce((sum, h) => sum + h.area_m2, 0), homes: list };
   }
 
-  /** The yard at the cluster's next position, with the run mowing it (if any). */
+  /**
+   * The yard at the cluster's next position, with the run mowing it (if any), as the host home
+   * sees it: a member that has not accepted is its `yard-<position>`.
+   */
   async nextYard(clusterId: string): Promise<NextYard | undefined> {
     const cluster = await this.#db.selectFrom('cluster_clusters').select(['id', 'next_position']).where('id', '=', clusterId).executeTakeFirst();
     if (!cluster) return undefined;
@@ -651,7 +683,8 @@ export class ClusterRuns {
       .executeTakeFirst();
     if (!yard) return undefined;
     const run = await this.#db.selectFrom('cluster_runs').select('id').where('cluster_id', '=', clusterId).where('status', '=', 'running').executeTakeFirst();
-    return { cluster_id: String(cluster.id), ...yard, run_id: run?.id ?? null };
+    const { candidate_id, home_id } = yardAs(HOST_VIEW, yard);
+    return { cluster_id: String(cluster.id), ...yard, candidate_id: candidate_id!, home_id, run_id: run?.id ?? null };
   }
 }
 

@@ -7,7 +7,9 @@
  * Who may do what: a cluster belongs to its host home. The home's members see it (viewer), its
  * owners change the plan and start or cancel runs; administrators may do everything. A member
  * home that accepted the cluster sees its own yards' visits and m² (runs, usage) and nothing of
- * the other yards. To anyone else a cluster answers 404, as if it did not exist.
+ * the other yards. To anyone else a cluster answers 404, as if it did not exist. The host home
+ * sees a yard whose member has not accepted as `yard-<position>` (runs, usage, `cluster.next_yard`);
+ * the actions answer as the host home sees it.
  *
  * The run events (`cluster_run_started`, `cluster_run_ended`, `cluster_yard_mowed`) are reserved
  * to this plugin: billing acts on them, so no user or flow may fire one.
@@ -23,7 +25,7 @@ import { jsonb, type Role } from '../../core/db/index.js';
 import { hubError } from '../../core/errors/index.js';
 import { TimeZone } from '../../core/homes/index.js';
 import type { PluginContext } from '../../core/plugin.js';
-import { ClusterRuns, SessionEndedData, type RunView, type YardScope } from './runs.js';
+import { ClusterRuns, HOST_VIEW, SessionEndedData, type RunView, type RunViewer } from './runs.js';
 import { ClusterIdParam, type ClusterDb, type WeeklyPlan } from './tables.js';
 
 /** What {@link clusterMowing} needs from the plugin entry. */
@@ -95,7 +97,7 @@ const ScheduleView = z
 
 const Visit = z
   .object({
-    candidate_id: z.string(),
+    candidate_id: z.string().nullable().describe('yard-<position> for a yard whose member has not accepted; null when that yard has left the cluster'),
     home_id: z.uuid().nullable(),
     position: z.number().int().nullable(),
     session_id: z.uuid().nullable(),
@@ -117,7 +119,7 @@ const Run = z
     position: z.number().int().describe('Route position of the yard being mowed'),
     entity_id: z.string().nullable().describe("The host's mower; null for a member of the cluster, who sees only their own yards"),
     slot: z.iso.datetime().nullable().describe('The weekly-plan time it started for; null when started by hand'),
-    detail: z.string().nullable().describe('Why it failed or was cancelled (never who cancelled it); null for a member of the cluster'),
+    detail: z.string().nullable().describe('Why it failed or was cancelled (never who cancelled it; a yard by its position); null for a member of the cluster'),
     visits: z.array(Visit).describe("The yards visited; a member of the cluster sees only their own"),
   })
   .openapi('ClusterRun');
@@ -128,7 +130,7 @@ const Usage = z
     from: z.iso.datetime(),
     to: z.iso.datetime(),
     total_m2: z.number(),
-    homes: z.array(z.object({ candidate_id: z.string(), home_id: z.uuid().nullable(), area_m2: z.number(), visits: z.number().int() })),
+    homes: z.array(z.object({ candidate_id: z.string().nullable(), home_id: z.uuid().nullable(), area_m2: z.number(), visits: z.number().int() })),
   })
   .openapi('ClusterUsage');
 
@@ -162,7 +164,8 @@ const routes = {
     path: '/clusters/{id}/runs',
     tags,
     summary: "A cluster's recent runs, newest first, with their yard visits",
-    description: "The host home's members see every yard; a member home that accepted the cluster sees its own yards' visits only.",
+    description:
+      "The host home's members see every yard, a yard whose member has not accepted as yard-<position>; a member home that accepted the cluster sees its own yards' visits only.",
     request: { params: ClusterIdParam, query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(20) }) },
     responses: { 200: json(z.array(Run), 'Runs'), ...errors(400, 401, 404) },
   }),
@@ -194,7 +197,7 @@ const routes = {
     path: '/clusters/{id}/usage',
     tags,
     summary: 'Mowed m² per yard and home in a period (default the last 30 days), as billing counts it',
-    description: "The host home's members see every yard; a member home that accepted the cluster sees its own yards only.",
+    description: "The host home's members see every yard, a yard whose member has not accepted as yard-<position>; a member home that accepted the cluster sees its own yards only.",
     request: {
       params: ClusterIdParam,
       query: z.object({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() }),
@@ -252,18 +255,18 @@ class ClusterAccess {
     return { ...row, id: String(row.id) };
   }
 
-  /** The yards of the cluster the caller may see: all of them from the host home, their own as an accepted member. */
-  async yards(principal: Principal, id: string): Promise<{ id: string; yards: YardScope }> {
+  /** How the caller sees the cluster's runs: as an administrator, from the host home, or as a member that accepted. */
+  async viewer(principal: Principal, id: string): Promise<{ id: string; viewer: RunViewer }> {
     const row = await this.db.selectFrom('cluster_clusters').select(['id', 'host_home_id']).where('id', '=', id).executeTakeFirst();
     if (!row) throw hubError('HUB_ERR_CLUSTER_NOT_FOUND');
-    if (homeRole(principal, row.host_home_id)) return { id: String(row.id), yards: 'all' };
+    if (homeRole(principal, row.host_home_id)) return { id: String(row.id), viewer: runViewer(principal) };
     const homes = [...principal.homes.keys()];
     const own =
       homes.length === 0
         ? []
         : await this.db.selectFrom('cluster_members').select('home_id').where('cluster_id', '=', id).where('consent', '=', 'accepted').where('home_id', 'in', homes).execute();
     if (own.length === 0) throw hubError('HUB_ERR_CLUSTER_NOT_FOUND');
-    return { id: String(row.id), yards: new Set(own.flatMap((m) => (m.home_id ? [m.home_id] : []))) };
+    return { id: String(row.id), viewer: { as: 'member', homes: new Set(own.flatMap((m) => (m.home_id ? [m.home_id] : []))) } };
   }
 
   /** A run of a cluster the caller may run (owner of its host home), with that home. */
@@ -279,6 +282,11 @@ class ClusterAccess {
       throw error;
     }
   }
+}
+
+/** How a caller who may run the cluster (or an administrator) sees its runs. */
+function runViewer(principal: Principal): RunViewer {
+  return principal.isAdmin ? { as: 'admin' } : { as: 'host', homes: new Set(principal.homes.keys()) };
 }
 
 /**
@@ -329,31 +337,31 @@ function scheduleRoutes(ctx: PluginContext<unknown>, { db, access, now }: { db: 
 /** The run routes: history and usage (host home, and each accepted member for its own yards), start and cancel (host owners). */
 function runRoutes(ctx: PluginContext<unknown>, { runs, access }: { runs: ClusterRuns; access: ClusterAccess }): void {
   ctx.routes.openapi(routes.listRuns, async (c) => {
-    const { id, yards } = await access.yards(c.var.principal, c.req.valid('param').id);
-    return c.json(await runs.list(id, c.req.valid('query').limit, yards), 200);
+    const { id, viewer } = await access.viewer(c.var.principal, c.req.valid('param').id);
+    return c.json(await runs.list(id, c.req.valid('query').limit, viewer), 200);
   });
 
   ctx.routes.openapi(routes.startRun, async (c) => {
     const cluster = await access.host(c.var.principal, c.req.valid('param').id, 'owner');
     // The body is optional: an empty POST starts with the default mower.
     const body = (c.req.valid('json') as { entity_id?: string } | undefined) ?? {};
-    return c.json(await runs.start(cluster.id, { entityId: body.entity_id }), 201);
+    return c.json(await runs.start(cluster.id, { entityId: body.entity_id, viewer: runViewer(c.var.principal) }), 201);
   });
 
   ctx.routes.openapi(routes.cancelRun, async (c) => {
     const principal = c.var.principal;
     const run = await access.run(principal, c.req.valid('param').run_id, null);
     const detail = cancelDetail(principal.user, principal.homes.has(run.hostHomeId));
-    return c.json(await runs.cancel(run.id, { detail, userId: principal.user.id }), 200);
+    return c.json(await runs.cancel(run.id, { detail, userId: principal.user.id }, runViewer(principal)), 200);
   });
 
   ctx.routes.openapi(routes.usage, async (c) => {
-    const { id, yards } = await access.yards(c.var.principal, c.req.valid('param').id);
+    const { id, viewer } = await access.viewer(c.var.principal, c.req.valid('param').id);
     const query = c.req.valid('query');
     const to = query.to ? new Date(query.to) : new Date();
     const from = query.from ? new Date(query.from) : new Date(to.getTime() - 30 * 86_400_000);
     if (from > to) throw hubError('HUB_ERR_VALIDATION', 'from must not be after to', { details: [{ path: ['from'], message: 'after to', code: 'custom' }] });
-    return c.json(await runs.usage(id, from, to, yards), 200);
+    return c.json(await runs.usage(id, from, to, viewer), 200);
   });
 }
 
@@ -447,7 +455,7 @@ function registerActions(ctx: PluginContext<unknown>, { runs, access, plan }: { 
     schema: z.object({ cluster_id: clusterId, home_id: homeId, entity_id: z.string().max(255).optional().describe("Which of the host's mowers") }),
     handler: async ({ data, homeId: home }) => {
       const cluster = await access.host(null, data.cluster_id, 'owner', home);
-      return runs.start(cluster.id, { entityId: data.entity_id });
+      return runs.start(cluster.id, { entityId: data.entity_id, viewer: HOST_VIEW });
     },
   });
 
@@ -461,7 +469,7 @@ function registerActions(ctx: PluginContext<unknown>, { runs, access, plan }: { 
     handler: async ({ data, homeId: home, user }): Promise<RunView> => {
       const run = await access.run(null, data.run_id, home);
       // With home_id the registry checked the caller owns the host home; without, only administrators (or flows) get here.
-      return runs.cancel(run.id, { detail: cancelDetail(user, home !== null), userId: user?.id ?? null });
+      return runs.cancel(run.id, { detail: cancelDetail(user, home !== null), userId: user?.id ?? null }, HOST_VIEW);
     },
   });
 }

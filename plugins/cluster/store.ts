@@ -150,3 +150,13 @@ export async function points(db: ClusterDb, candidateIds: Iterable<string>): Pro
  */
 export const yardToken = (n: number) => `yard-${n}`;
 export const YARD_TOKEN = /^yard-[0-9]{1,4}$/;
+
+/**
+ * Whether the host home sees a cluster yard as it is (id, street line, point): its own yard
+ * (position 0), a pool address, or a member home that accepted. Any other yard — invited,
+ * declined, or gone from the cluster (`consent` null) — is its `yard-<position>` to the host,
+ * wherever the host looks: the cluster, its map, its entities, runs, usage and actions.
+ */
+export function seenByHost(yard: { candidateId: string; position: number | null; consent: string | null }): boolean {
+  return yard.position === 0 || isAddressCandidate(yard.candidateId) || yard.consent === 'accepted';
+}

@@ -17,7 +17,7 @@ export type VisitOutcome = 'finished' | 'interrupted' | 'skipped' | 'failed';
 export type WeeklyPlan = { days: number[]; time: string; timezone: string };
 
 // A type alias, not an interface: withTables needs an index-signature-compatible shape.
-/** Every table of `sql/0001_cluster.sql` and `sql/0002_plans_and_address_keys.sql`. */
+/** Every table of `sql/0001_cluster.sql`, `sql/0002_plans_and_address_keys.sql` and `sql/0003_plan_points.sql`. */
 export type ClusterTables = {
   cluster_road_extracts: {
     id: Generated<string>;
@@ -55,6 +55,13 @@ export type ClusterTables = {
     plan: unknown;
     created_by: string | null;
     created_at: Generated<Date>;
+  };
+  /** Where each host home was last planned, and when a plan last followed a move (0003, `moves.ts`). */
+  cluster_plan_points: {
+    home_id: string;
+    latitude: number;
+    longitude: number;
+    moved_plan_at: Date | null;
   };
   cluster_clusters: {
     id: Generated<string>; // bigint: postgres drivers return it as a string

@@ -54,7 +54,7 @@ function overpassAnswer(extract: FeatureCollection): unknown {
   };
 }
 
-type Pair = { candidate_id: string; address: string | null; reason: string; dist_m: number };
+type Pair = { candidate_id: string; address: string | null; reason: string; dist_m: number | null; path_m: number | null; dist_band: string };
 type PlanView = {
   plan_id: string;
   host_id: string;
@@ -63,10 +63,10 @@ type PlanView = {
   warnings: string[];
   members: Pair[];
   rejected: Pair[];
-  route: { order: string[]; length_m: number } | null;
+  route: { order: string[]; length_m: number | null } | null;
 };
 type Member = { candidate_id: string; home_id: string | null; address: string | null; position: number; consent: string; zones: string[] };
-type ClusterView = { id: string; host_home_id: string; members: Member[]; route: { order: string[]; length_m: number } };
+type ClusterView = { id: string; host_home_id: string; members: Member[]; route: { order: string[]; length_m: number | null } };
 
 describe('cluster plugin', () => {
   let t: TestHub;
@@ -125,6 +125,7 @@ describe('cluster plugin', () => {
       {
         PLUGIN_CLUSTER_OVERPASS_URL: `http://127.0.0.1:${(overpass.address() as AddressInfo).port}/api/interpreter`,
         PLUGIN_CLUSTER_MAX_IMPORT_MB: '2',
+        PLUGIN_CLUSTER_REPLAN_AFTER_MOVE_HOURS: '2',
         // The German test extract is 300 m across: no room for the default 150 m margin (SPEC §2.7-7).
         PLUGIN_CLUSTER_COVERAGE_MARGIN_M: '0',
       },
@@ -311,8 +312,14 @@ describe('cluster plugin', () => {
       const own = await plan(homes.h931, owner.token);
       expect(own).toMatchObject({ host_id: homes.h931, host_status: 'ok', extract_id: rochesterId });
       expect(own.route!.order).toEqual(full.route!.order.map((_, i) => `yard-${i + 1}`));
-      expect(own.members.map((m) => m.dist_m)).toEqual(full.members.map((m) => m.dist_m));
+      expect(own.members.map((m) => m.candidate_id)).toEqual(own.route!.order); // listed in route order, not by distance
       expect(own.members.every((m) => /^yard-\d+$/.test(m.candidate_id) && m.address === null)).toBe(true);
+      // Their distance is a band; the route's length, which their legs are part of, is not given.
+      const band = (m: number) => (m < 50 ? '<50 m' : `${Math.floor(m / 50) * 50}–${Math.floor(m / 50) * 50 + 50} m`);
+      const admins = new Map(full.members.map((m) => [m.candidate_id, m]));
+      expect(own.members.map((m) => [m.dist_m, m.path_m, m.dist_band])).toEqual(full.route!.order.map((id) => [null, null, band(admins.get(id)!.dist_m!)]));
+      expect(own.route!.length_m).toBeNull();
+      expect(full.route!.length_m).toBeGreaterThan(0);
       // A pool address is an address point, not a person's home: it keeps its street line.
       expect(own.rejected.find((r) => r.candidate_id.startsWith('address:'))).toMatchObject({ reason: 'duplicate', address: '937 STONE SLOPE LN SW' });
       const text = JSON.stringify(own);
@@ -396,6 +403,62 @@ describe('cluster plugin', () => {
       } finally {
         for (const mower of mowers) mower.remove();
         for (const id of [nowhere, unseen]) await t.request(`/api/homes/${id}`, { method: 'DELETE', token: admin });
+      }
+    });
+    it('shows hidden homes no finer than a band from wherever the host plans, and throttles planning after a move', async () => {
+      // A second home of the owner's, moved step by step towards 937 to locate it from the plans.
+      const towards937 = (f: number) => ({
+        latitude: ROCHESTER.h931.latitude + f * (ROCHESTER.h937.latitude - ROCHESTER.h931.latitude),
+        longitude: ROCHESTER.h931.longitude + f * (ROCHESTER.h937.longitude - ROCHESTER.h931.longitude),
+      });
+      const prober = await t.createHome(owner.token, { name: 'Prober', ...towards937(0.15) });
+      const mower = await giveMower(prober, 'prober');
+      const moveTo = async (f: number) => expect((await t.request(`/api/homes/${prober}`, { method: 'PATCH', token: owner.token, json: towards937(f) })).status).toBe(200);
+      const planAsOwner = () => api('/plan', { token: owner.token, json: { host_home_id: prober } });
+      const band = (m: number) => (m < 50 ? '<50 m' : `${Math.floor(m / 50) * 50}–${Math.floor(m / 50) * 50 + 50} m`);
+      const hiddenFromOwner = new Set([homes.h937, homes.h943, homes.h949, homes.h925, homes.h1001]);
+      const plannedHere = async () => {
+        const res = await planAsOwner();
+        expect(res.status).toBe(200);
+        const own = (await res.json()) as PlanView;
+        const full = await plan(prober); // an administrator's, at the same point: the exact figures
+        const hidden = [...own.members, ...own.rejected].filter((c) => c.candidate_id.startsWith('yard-'));
+        const exact = [...full.members, ...full.rejected].filter((c) => hiddenFromOwner.has(c.candidate_id));
+        expect(hidden.length).toBe(exact.length);
+        expect(exact.map((c) => c.candidate_id)).toContain(homes.h937);
+        // No distance, path or route length that a few plans from known points could trilaterate.
+        expect(hidden.every((c) => c.address === null && c.dist_m === null && c.path_m === null)).toBe(true);
+        expect(hidden.map((c) => c.dist_band).sort()).toEqual(exact.map((c) => band(c.dist_m!)).sort());
+        if (own.route?.order.some((id) => id.startsWith('yard-'))) expect(own.route.length_m).toBeNull();
+        expect(JSON.stringify(hidden)).not.toMatch(/\d\.\d/);
+        return own;
+      };
+      try {
+        await plannedHere();
+        await moveTo(0.3);
+        await plannedHere(); // the first plan after a move
+
+        // Moved again within the window (PLUGIN_CLUSTER_REPLAN_AFTER_MOVE_HOURS = 2): refused, however it asks.
+        await moveTo(0.45);
+        const refused = await planAsOwner();
+        expect(refused.status).toBe(429);
+        expect(await code(refused)).toBe('HUB_ERR_RATE_LIMITED');
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(7000);
+        expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(7200);
+        expect((await api('/clusters/accept', { token: owner.token, json: { host_home_id: prober } })).status).toBe(429);
+        expect((await t.request('/api/services/cluster/plan?return_response', { token: owner.token, json: { home_id: prober } })).status).toBe(429);
+        expect((await api('/plan', { json: { host_home_id: prober } })).status).toBe(200); // administrators see every home anyway
+
+        // Back where it was last planned: nothing new to learn, so no wait.
+        await moveTo(0.3);
+        expect((await planAsOwner()).status).toBe(200);
+        // Once the window has passed, the next move may be planned.
+        await sql`update cluster_plan_points set moved_plan_at = now() - interval '3 hours' where home_id = ${prober}`.execute(t.hub.database.db);
+        await moveTo(0.45);
+        await plannedHere();
+      } finally {
+        mower.remove();
+        await t.request(`/api/homes/${prober}`, { method: 'DELETE', token: owner.token });
       }
     });
   });
@@ -515,6 +578,7 @@ describe('cluster plugin', () => {
       expect(members[0]!.properties).toMatchObject({ consent: 'accepted', position: expect.any(Number), address: '937 Stone Slope Ln SW' });
       const route = kinds('route')[0]!.geometry as LineString;
       expect(route.coordinates[0]).toEqual(route.coordinates.at(-1)); // back to the host
+      expect(kinds('route')[0]!.properties!.length_m).toBeNull(); // it passes yards the neighbour may not see
       expect(route.coordinates).toHaveLength(members.length + 2);
       expect(kinds('block').length).toBeGreaterThan(0);
       expect((kinds('block')[0]!.geometry as Polygon).type).toBe('Polygon');
@@ -583,7 +647,9 @@ describe('cluster plugin', () => {
       const seen = await clusterAs(admin);
       expect(seen.members.map((m) => m.candidate_id).sort()).toEqual([homes.h931, homes.h925, homes.h937].sort());
       expect(seen.route.order.sort()).toEqual([homes.h925, homes.h937].sort());
-      expect(created.route.length_m).toBeGreaterThan(0);
+      // The host does not see the invited yards yet, so not the length of a route through them either.
+      expect(created.route.length_m).toBeNull();
+      expect(seen.route.length_m).toBeGreaterThan(0);
       expect(await code(await api('/clusters/accept', { token: neighbour.token, json: { host_home_id: homes.h931 } }))).toBe('HUB_ERR_HOME_NOT_FOUND');
     });
 
