@@ -43,6 +43,7 @@ export const ERRORS = {
   HUB_ERR_LAST_OWNER: { status: 409, message: 'A home must keep at least one owner' },
   HUB_ERR_INVITATION_LIMIT: { status: 409, message: 'The home has as many pending invitations as allowed; revoke some or wait for them to expire' },
   HUB_ERR_ENTITY_OWNED: { status: 409, message: 'This entity is managed by a plugin' },
+  HUB_ERR_ENTITY_ID_TAKEN: { status: 409, message: 'Another home uses this entity id; choose another' },
   HUB_ERR_ENTITY_QUOTA: { status: 409, message: 'The home holds as many entities as this hub allows (HUB_MAX_ENTITIES_PER_HOME)' },
   HUB_ERR_PLUGIN_DEPENDENCY: { status: 409, message: 'Other plugins depend on this one, or it depends on a plugin that is not running' },
   HUB_ERR_JOB_RUNNING: { status: 409, message: 'The job is running now' },

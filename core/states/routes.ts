@@ -2,10 +2,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
 import { createRouter, errors, json, jsonBody } from '../api/rest/index.js';
-import { homeRole, requireHomeRole, resolveHome, type Principal } from '../auth/index.js';
+import { homeRole, requireHomeRole, resolveHome, roleAtLeast, type Principal } from '../auth/index.js';
 import { createContext } from '../bus/index.js';
 import { requireHome } from '../homes/index.js';
-import type { Database } from '../db/index.js';
+import type { Database, Role } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { historyPeriod } from './history.js';
@@ -107,11 +107,28 @@ const routes = {
   }),
 };
 
-function visibleEntry(states: StateMachine, principal: Principal, entityId: string) {
+// Writing a virtual entity needs this role in its home.
+const WRITE_ROLE: Role = 'admin';
+
+function requireValidEntityId(entityId: string): void {
   if (!isValidEntityId(entityId)) throw hubError('HUB_ERR_INVALID_ENTITY_ID', `Invalid entity id "${entityId}"`);
+}
+
+/** The caller's entry; an entity of a home they cannot see answers exactly like one that does not exist. */
+function visibleEntry(states: StateMachine, principal: Principal, entityId: string) {
+  requireValidEntityId(entityId);
   const entry = states.entry(entityId);
   if (!entry || !homeRole(principal, entry.homeId)) throw hubError('HUB_ERR_ENTITY_NOT_FOUND', `Entity ${entityId} not found`);
   return entry;
+}
+
+/**
+ * Refuses callers who cannot write entities in any home before anything is looked up, so the
+ * answer cannot depend on whether the entity exists somewhere they cannot see.
+ */
+function requireWriterSomewhere(principal: Principal): void {
+  if (principal.isAdmin || [...principal.homes.values()].some((role) => roleAtLeast(role, WRITE_ROLE))) return;
+  throw hubError('HUB_ERR_FORBIDDEN', `Writing entities needs the ${WRITE_ROLE} role in a home`);
 }
 
 export function stateRoutes({ db, states }: { db: Kysely<Database>; states: StateMachine }) {
@@ -124,13 +141,15 @@ export function stateRoutes({ db, states }: { db: Kysely<Database>; states: Stat
   router.openapi(routes.set, async (c) => {
     const principal = c.var.principal;
     const { entity_id } = c.req.valid('param');
-    if (!isValidEntityId(entity_id)) throw hubError('HUB_ERR_INVALID_ENTITY_ID', `Invalid entity id "${entity_id}"`);
+    requireValidEntityId(entity_id);
+    requireWriterSomewhere(principal);
     const body = c.req.valid('json');
     const existing = states.entry(entity_id);
-    if (existing && !homeRole(principal, existing.homeId)) throw hubError('HUB_ERR_ENTITY_NOT_FOUND', `Entity ${entity_id} not found`);
+    // Entity ids are one namespace for the whole hub: an id another home uses cannot be created here.
+    if (existing && !homeRole(principal, existing.homeId)) throw hubError('HUB_ERR_ENTITY_ID_TAKEN');
     const homeId = existing?.homeId ?? resolveHome(principal, body.home_id);
     if (body.home_id && body.home_id !== homeId) throw hubError('HUB_ERR_VALIDATION', `${entity_id} belongs to another home`);
-    requireHomeRole(principal, homeId, 'admin');
+    requireHomeRole(principal, homeId, WRITE_ROLE);
     if (!existing) await requireHome(db, homeId);
     const state = states.set(entity_id, body.state, body.attributes, {
       homeId,
@@ -144,8 +163,10 @@ export function stateRoutes({ db, states }: { db: Kysely<Database>; states: Stat
   router.openapi(routes.remove, (c) => {
     const principal = c.var.principal;
     const { entity_id } = c.req.valid('param');
+    requireValidEntityId(entity_id);
+    requireWriterSomewhere(principal);
     const entry = visibleEntry(states, principal, entity_id);
-    requireHomeRole(principal, entry.homeId, 'admin');
+    requireHomeRole(principal, entry.homeId, WRITE_ROLE);
     if (entry.owner !== 'api') throw hubError('HUB_ERR_ENTITY_OWNED', `${entity_id} is managed by ${entry.owner}; disable the plugin instead`);
     states.remove(entity_id, createContext({ user_id: principal.user.id }));
     return c.json({ message: 'Entity removed.' }, 200);

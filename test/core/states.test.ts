@@ -135,8 +135,8 @@ describe('/api/states', () => {
   it("hides another home's entities on every route", async () => {
     t.hub.states.set('sensor.secret', 'x', {}, { homeId: otherHomeId, owner: 'api' });
     expect((await t.request('/api/states/sensor.secret', { token: owner.token })).status).toBe(404);
-    expect((await t.request('/api/states/sensor.secret', { token: owner.token, json: { state: 'mine' } })).status).toBe(404);
-    expect((await t.request('/api/states/sensor.secret', { method: 'DELETE', token: owner.token })).status).toBe(404);
+    expect((await t.request('/api/states/sensor.secret', { token: owner.token, json: { state: 'mine' } })).status).toBe(403); // writes nowhere
+    expect((await t.request('/api/states/sensor.secret', { method: 'DELETE', token: owner.token })).status).toBe(403);
     const list = await (await t.request('/api/states', { token: owner.token })).text();
     expect(list).not.toContain('sensor.secret');
     const history = await (await t.request('/api/history/period?filter_entity_id=sensor.secret', { token: owner.token })).json();
@@ -203,5 +203,44 @@ describe('/api/history/period', () => {
     expect((await t.request('/api/history/period?end_time=0000-01-01T00:00:00Z', { token: owner.token })).status).toBe(400);
     const ids = Array.from({ length: 1001 }, (_, i) => `sensor.s${i}`).join(',');
     expect((await t.request(`/api/history/period?filter_entity_id=${ids}`, { token: owner.token })).status).toBe(400);
+  });
+});
+
+// Issue 12 #9: an entity of a home the caller cannot see answers exactly like one that does not exist.
+describe('/api/states existence probing', () => {
+  const hidden = 'sensor.probe_hidden';
+  const missing = 'sensor.probe_missing';
+  beforeAll(() => {
+    t.hub.states.set(hidden, 'x', {}, { homeId: otherHomeId, owner: 'api' });
+  });
+  /** Status and body, with the entity id taken out of the message. */
+  const answer = async (entityId: string, token: string, init: { method?: string; json?: unknown } = {}) => {
+    const res = await t.request(`/api/states/${entityId}`, { token, ...init });
+    return { status: res.status, body: (await res.text()).replaceAll(entityId, '<id>') };
+  };
+  const probes = (homeId: string) => [{}, { json: { state: 'mine' } }, { json: { state: 'mine', home_id: homeId } }, { method: 'DELETE' }];
+
+  it('tells a caller who writes in no home nothing: 403 before any lookup', async () => {
+    for (const init of probes(homeId)) {
+      const seen = await answer(hidden, owner.token, init);
+      expect(seen, JSON.stringify(init)).toEqual(await answer(missing, owner.token, init));
+      if (init.method || init.json) expect(seen.status).toBe(403);
+    }
+    expect(t.hub.states.get(hidden)?.state).toBe('x');
+  });
+
+  it("tells a home's admin only that the id is taken when they try to create it", async () => {
+    const homeAdmin = await t.createUser('home-admin@example.com');
+    const ownHome = await t.createHome(admin, { name: 'Administered' });
+    await t.addMember(admin, ownHome, homeAdmin, 'admin');
+    for (const init of [{}, { method: 'DELETE' }]) {
+      const seen = await answer(hidden, homeAdmin.token, init);
+      expect(seen).toEqual(await answer(missing, homeAdmin.token, init));
+      expect(seen.status).toBe(404);
+    }
+    const taken = await t.request(`/api/states/${hidden}`, { token: homeAdmin.token, json: { state: 'mine', home_id: ownHome } });
+    expect(taken.status).toBe(409);
+    expect(((await taken.json()) as { error: { code: string } }).error.code).toBe('HUB_ERR_ENTITY_ID_TAKEN');
+    expect(t.hub.states.entry(hidden)).toMatchObject({ homeId: otherHomeId, state: { state: 'x' } });
   });
 });
