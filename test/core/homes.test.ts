@@ -234,6 +234,14 @@ describe('members', () => {
     expect((await invite('bob@example.com', 'admin')).status).toBe(403);
   });
 
+  it('are in the OpenAPI document', async () => {
+    const doc = (await (await t.request('/api/openapi.json')).json()) as { paths: Record<string, object> };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/homes/{id}/invitations', '/api/homes/{id}/invitations/{invitation_id}', '/api/invitations', '/api/invitations/{id}/accept', '/api/invitations/{id}/decline']),
+    );
+    expect(Object.keys(doc.paths['/api/homes/{id}/members']!)).toContain('post');
+  });
+
   it('need a session to see or answer invitations', async () => {
     const { token } = (await (await t.request('/api/tokens', { token: carol.token, json: { name: 'tool', home_id: home, role: 'viewer' } })).json()) as { token: string };
     expect((await t.request('/api/invitations', { token })).status).toBe(403);
