@@ -12,6 +12,7 @@ import { HubError, hubError, type ErrorCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 
 import { createRouter, type HubEnv, type HubRouter } from './router.js';
+import { refuseUnusableInput } from './input.js';
 import { cors, securityHeadersMiddleware } from './security.js';
 
 export { healthRoutes, PUBLIC_HEALTH_ROUTES } from './health.js';
@@ -108,6 +109,7 @@ export function createApp(options: AppOptions): HubRouter {
     const raised = c.var.principal?.isAdmin ? options.bodyLimitFor?.(c.req.method, c.req.path) : undefined;
     return limiter(Math.max(raised ?? 0, options.bodyLimit))(c, next);
   });
+  app.use('/api/*', refuseUnusableInput());
 
   app.notFound((c) => {
     const error = hubError('HUB_ERR_NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`);

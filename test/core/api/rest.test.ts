@@ -134,6 +134,39 @@ describe('bad input gets a coded 4xx', () => {
     expect(streamed.status).toBe(413);
   });
 
+  // Found by the REST fuzz: each of these answered 500 (PostgreSQL refused the text; the echo overflowed the stack).
+  it('a NUL in the URL → 400, not a database error', async () => {
+    const res = await t.request('/api/jobs/%00/run', { method: 'POST', token });
+    expect(res.status).toBe(400);
+    expect((await error(res)).code).toBe('HUB_ERR_VALIDATION');
+  });
+
+  it('text PostgreSQL cannot store, anywhere in a JSON body → 400 with where it is', async () => {
+    for (const name of ['nul\u0000byte', 'lone \ud800 surrogate']) {
+      const res = await t.request('/api/homes', { token, json: { name: 'ok', address: name } });
+      expect(res.status, JSON.stringify(name)).toBe(400);
+      expect(await error(res)).toMatchObject({ code: 'HUB_ERR_VALIDATION', details: [{ path: ['address'], code: 'unstorable_text' }] });
+    }
+    const key = await t.request('/api/states/sensor.nul_key', { token, json: { state: 'on', attributes: { 'a\u0000': 1 } } });
+    expect(key.status).toBe(400);
+  });
+
+  it('JSON nested deeper than 64 levels → 400, whatever the declared type', async () => {
+    const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+    for (const contentType of ['application/json', 'text/plain']) {
+      const res = await t.hub.app.request('/api/events/fuzz_deep', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': contentType },
+        body: `{"a":${deep}}`,
+      });
+      expect(res.status, contentType).toBe(400);
+      expect(await error(res)).toMatchObject({ code: 'HUB_ERR_VALIDATION', details: [{ code: 'too_deep' }] });
+    }
+    // An emoji (a surrogate pair) and 64 levels are fine.
+    const fine = await t.request('/api/events/fuzz_fine', { token, json: { note: '🌱', nested: JSON.parse('['.repeat(60) + ']'.repeat(60)) } });
+    expect(fine.status).toBe(200);
+  });
+
   it('an unknown route of a signed-in caller → 404', async () => {
     const res = await t.request('/api/no-such-route', { token });
     expect(res.status).toBe(404);
