@@ -192,6 +192,10 @@ async function assemble(config: HubConfig, options: HubOptions, log: Logger, dat
       mqtt: {
         root: mqtt.root,
         address: (requestHost) => {
+          if (config.mqttDeviceUrl) {
+            const devices = new URL(config.mqttDeviceUrl);
+            return { host: devices.hostname, port: Number(devices.port) || 1883 };
+          }
           const broker = new URL(mqtt.broker.url);
           // Devices reach the embedded broker at the hub's own address.
           const host = mqtt.broker.kind === 'embedded' ? requestHost.replace(/:\d+$/, '') || 'localhost' : broker.hostname;

@@ -55,6 +55,7 @@ export const envSchema = z.object({
   HUB_DATA_DIR: z.string().min(1, 'must be a directory path').default('./data'),
   DATABASE_URL: url(['postgres:', 'postgresql:']),
   MQTT_URL: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+  HUB_MQTT_DEVICE_URL: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']),
   MQTT_PORT: port(1883),
   HUB_MQTT_ROOT: z
     .string()
@@ -103,6 +104,8 @@ export interface HubConfig {
   /** PostgreSQL connection string; unset means the embedded PGlite database under {@link dataDir}. */
   databaseUrl: string | undefined;
   mqttUrl: string | undefined;
+  /** Where devices reach the broker (answered with their credentials), when not MQTT_URL's or the request's host. */
+  mqttDeviceUrl: string | undefined;
   mqttPort: number;
   /** Whether `MQTT_PORT` was set: a port chosen on purpose must be free, the default may move. */
   mqttPortExplicit: boolean;
@@ -181,6 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     dataDir: path.resolve(e.HUB_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     mqttUrl: e.MQTT_URL,
+    mqttDeviceUrl: e.HUB_MQTT_DEVICE_URL,
     mqttPort: e.MQTT_PORT,
     mqttPortExplicit: present.MQTT_PORT !== undefined,
     mqttRoot: e.HUB_MQTT_ROOT,

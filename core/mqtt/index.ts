@@ -15,7 +15,7 @@ import { startEmbeddedBroker, type DeviceIdentity } from './embedded.js';
 import { topicMatches } from './topics.js';
 
 export { topicMatches, unshared } from './topics.js';
-export { mosquittoFiles, mosquittoHash } from './mosquitto-files.js';
+export { mosquittoConfig, mosquittoFiles, mosquittoHash } from './mosquitto-files.js';
 export { clientIdBelongsTo, type DeviceIdentity } from './embedded.js';
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;

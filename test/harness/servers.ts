@@ -34,7 +34,12 @@ export interface PrivateServer {
  * A Mosquitto on a free port. `config` lines are added to the listener line; `files` are
  * written into its directory first (refer to them as `${dir}/name` through the callback).
  */
-export async function privateMosquitto(config: (dir: string) => string[], files: Record<string, string> = {}): Promise<PrivateServer> {
+/** A private Mosquitto, which can also be sent new files and told to reload them (SIGHUP). */
+export interface PrivateMosquitto extends PrivateServer {
+  reload(files: Record<string, string>): Promise<void>;
+}
+
+export async function privateMosquitto(config: (dir: string) => string[], files: Record<string, string> = {}): Promise<PrivateMosquitto> {
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-mosquitto-'));
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text, { mode: 0o600 });
   const port = await freePort();
@@ -42,9 +47,13 @@ export async function privateMosquitto(config: (dir: string) => string[], files:
   await writeFile(path.join(dir, 'mosquitto.conf'), [`listener ${port} 127.0.0.1`, 'user root', 'persistence false', ...config(dir), ''].join('\n'));
   const url = `mqtt://127.0.0.1:${port}`;
   let broker: ChildProcess | undefined;
-  const server: PrivateServer = {
+  const server: PrivateMosquitto = {
     url,
     dir,
+    async reload(newFiles) {
+      for (const [name, text] of Object.entries(newFiles)) await writeFile(path.join(dir, name), text, { mode: 0o600 });
+      broker?.kill('SIGHUP');
+    },
     async start() {
       broker = spawn('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
       for (let i = 0; i < 200; i++) {

@@ -71,7 +71,7 @@ function garbage(random: ReturnType<typeof generator>): Buffer {
 
 /** Resolves with what `work` gave, or with undefined when it takes too long (a dropped connection). */
 const bounded = <T>(work: Promise<T>, ms = 500) =>
-  Promise.race([work.catch(() => undefined), new Promise<undefined>((resolve) => setTimeout(resolve, ms).unref())]);
+  Promise.race([work.catch(() => undefined), new Promise<undefined>((resolve) => setTimeout(resolve, ms))]);
 
 describe('MQTT fuzz on the embedded broker', () => {
   let t: TestHub;
@@ -201,7 +201,7 @@ describe('MQTT fuzz on the embedded broker', () => {
       } else if (roll < 65) {
         sent.foreign++;
         await bounded(client.publishAsync(random.pick(foreign), garbage(random), { qos: 0 }), 100);
-        await bounded(new Promise((resolve) => client.once('close', resolve)), 200); // refused publishes disconnect
+        await bounded(new Promise<void>((resolve) => client.once('close', () => resolve())), 200); // refused publishes disconnect
       } else if (roll < 85) {
         sent.subscribe++;
         await bounded(client.subscribeAsync(random.pick(filters), { qos: random.pick([0, 1] as const) }));

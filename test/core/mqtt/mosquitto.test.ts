@@ -1,13 +1,14 @@
 /**
- * The generated Mosquitto password and ACL files, enforced by a real Mosquitto started for the
- * test on a free port. Runs where Mosquitto is installed and TEST_MQTT_URL says so (CI).
+ * The generated Mosquitto password and ACL files and configuration, enforced by a real
+ * Mosquitto started for the test on free ports. Runs where Mosquitto is installed and
+ * TEST_MQTT_URL says so (CI).
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mosquittoFiles } from '../../../core/mqtt/index.js';
+import { mosquittoConfig, mosquittoFiles } from '../../../core/mqtt/index.js';
 import { createTestHub, type TestHub } from '../../harness/index.js';
-import { privateMosquitto, type PrivateServer } from '../../harness/servers.js';
-import { sleep } from '../../harness/wait.js';
+import { freePort, privateMosquitto, type PrivateMosquitto } from '../../harness/servers.js';
+import { sleep, until } from '../../harness/wait.js';
 
 interface Created {
   id: string;
@@ -16,20 +17,26 @@ interface Created {
 
 describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated password and ACL files', () => {
   let t: TestHub;
-  let broker: PrivateServer;
+  let broker: PrivateMosquitto;
+  let ownerToken: string;
   let a: Created;
   let b: Created;
+  let rotated: Created;
+  let deleted: Created;
   const hubLogin = { username: 'hub', password: 'hub-password-for-test' };
   const clients: MqttClient[] = [];
 
   beforeAll(async () => {
     t = await createTestHub();
     const owner = await t.createUser('owner@example.com');
+    ownerToken = owner.token;
     const homeId = await t.createHome(owner.token);
     const add = async (name: string) =>
       (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
     a = await add('A');
     b = await add('B');
+    rotated = await add('Rotated');
+    deleted = await add('Deleted');
 
     const files = await mosquittoFiles(t.hub.database.db, t.hub.mqtt.root, hubLogin);
     broker = await privateMosquitto((dir) => ['allow_anonymous false', `password_file ${dir}/passwd`, `acl_file ${dir}/acl`], {
@@ -79,5 +86,96 @@ describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated password
     await hub.publishAsync(a.mqtt.command_topic, 'start', { qos: 1 });
     await sleep(300);
     expect(got).toEqual([a.mqtt.command_topic]);
+  });
+
+  const regenerate = async () => {
+    const files = await mosquittoFiles(t.hub.database.db, t.hub.mqtt.root, hubLogin);
+    await broker.reload({ passwd: files.passwordFile, acl: files.aclFile });
+  };
+
+  it('cuts off a device whose credentials were rotated once the files are regenerated and Mosquitto reloads', async () => {
+    const device = await connect(rotated.mqtt.username, rotated.mqtt.password);
+    const res = await t.request(`/api/devices/${rotated.id}/credentials`, { method: 'POST', token: ownerToken });
+    const renewed = (await res.json()) as Created;
+    // The hub cannot reach into Mosquitto: until it reloads, the old session goes on.
+    await sleep(200);
+    expect(device.connected).toBe(true);
+
+    await regenerate();
+    await until(() => device.connected, (open) => !open);
+    await expect(connect(rotated.mqtt.username, rotated.mqtt.password)).rejects.toThrow(/Not authorized|Bad username or password/i);
+    await connect(renewed.mqtt.username, renewed.mqtt.password);
+  });
+
+  it('cuts off a deleted device once the files are regenerated and Mosquitto reloads', async () => {
+    const device = await connect(deleted.mqtt.username, deleted.mqtt.password);
+    expect((await t.request(`/api/devices/${deleted.id}`, { method: 'DELETE', token: ownerToken })).status).toBe(204);
+    await regenerate();
+    await until(() => device.connected, (open) => !open);
+    await expect(connect(deleted.mqtt.username, deleted.mqtt.password)).rejects.toThrow(/Not authorized|Bad username or password/i);
+  });
+});
+
+describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated configuration: client ids bound to devices', () => {
+  let t: TestHub;
+  let broker: PrivateMosquitto;
+  let a: Created;
+  let b: Created;
+  const ports = { devices: 0, hub: 0 };
+  const hubLogin = { username: 'hub', password: 'hub-password-for-test' };
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    t = await createTestHub();
+    const owner = await t.createUser('owner@example.com');
+    const homeId = await t.createHome(owner.token);
+    const add = async (name: string) =>
+      (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
+    a = await add('A');
+    b = await add('B');
+    const files = await mosquittoFiles(t.hub.database.db, t.hub.mqtt.root, hubLogin);
+    ports.devices = await freePort();
+    ports.hub = await freePort();
+    broker = await privateMosquitto((dir) => mosquittoConfig(dir, { ...ports, bind: '127.0.0.1' }).split('\n'), {
+      passwd: files.passwordFile,
+      'hub-passwd': files.hubPasswordFile,
+      acl: files.aclFile,
+    });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
+    await broker?.remove();
+    await t.stop();
+  });
+
+  const connect = async (port: number, login: { username: string; password: string }, clientId: string) => {
+    const { username, password } = login; // a device's credentials also name the hub's own broker and port
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username, password, clientId, reconnectPeriod: 0 });
+    clients.push(client);
+    return client;
+  };
+
+  it("keeps a device and the hub connected when another device uses their client ids", async () => {
+    const hub = await connect(ports.hub, hubLogin, 'hub-0123456789ab');
+    const victim = await connect(ports.devices, a.mqtt, a.id);
+    const closed: string[] = [];
+    hub.on('close', () => closed.push('hub'));
+    victim.on('close', () => closed.push('victim'));
+
+    await connect(ports.devices, b.mqtt, a.id);
+    await connect(ports.devices, b.mqtt, 'hub-0123456789ab');
+    await sleep(300); // a takeover closes the old connection right after the new CONNACK
+    expect(closed).toEqual([]);
+
+    // The victim still works: its telemetry reaches the hub.
+    const received: string[] = [];
+    hub.on('message', (topic) => received.push(topic));
+    await hub.subscribeAsync(`${t.hub.mqtt.root}/#`, { qos: 1 });
+    await victim.publishAsync(a.mqtt.telemetry_topic, '{"level":1}', { qos: 1 });
+    await until(() => received, (r) => r.includes(a.mqtt.telemetry_topic));
+  });
+
+  it("admits only the hub's login on the hub's listener", async () => {
+    await expect(connect(ports.hub, a.mqtt, a.id)).rejects.toThrow(/Not authorized|Bad username or password/i);
   });
 });
