@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createTestHub, type TestHub } from '../../harness/index.js';
+import { until } from '../../harness/wait.js';
 import { WsClient } from '../../harness/ws.js';
 
 /** Frames sent on the fuzzing connection at most, and for how long. */
@@ -203,12 +204,14 @@ describe('after auth', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
-    // A final ping past every id used: when it is answered, every frame before it has been read.
+    // Each frame gets one answer; subscriptions add events but never further results. Commands
+    // run concurrently (get_config reads the database), so answers may still be on their way.
+    const isAnswer = (m: Record<string, unknown>) => m.type === 'result' || m.type === 'pong';
+    await until(() => client.messages.filter(isAnswer).length, (n) => n >= sent, 10_000);
+    const answers = client.messages.filter(expectProtocolShape);
+    expect(answers.length).toBe(sent);
     const finalId = Number.MAX_SAFE_INTEGER;
     expect(await client.command({ id: finalId, type: 'ping' }), 'the fuzzed connection still answers').toEqual({ id: finalId, type: 'pong' });
-    const answers = client.messages.filter(expectProtocolShape);
-    // Each frame gets one answer (and the final ping was taken out already); subscriptions add events but never further results.
-    expect(answers.length).toBe(sent);
     // (Bob's entity id may come back in errors, echoing what the fuzz sent; his data may not.)
     const everything = JSON.stringify(client.messages);
     expect(everything.includes(BOB_MARKER), 'Bob’s state or home name reached Alice').toBe(false);

@@ -193,3 +193,14 @@ describe('the credential', () => {
     client.close();
   });
 });
+
+describe('the HUB_WS_* settings', () => {
+  it('default to sane limits and refuse values that are not whole numbers in range, naming the variable', async () => {
+    const { ConfigError, loadConfig } = await import('../../../core/config/index.js');
+    expect(loadConfig({}).websocket).toEqual({ maxSubscriptions: 300, maxConnectionsPerUser: 20, commandRate: 20, commandBurst: 200, recheckMs: 5000 });
+    for (const [name, value] of [['HUB_WS_MAX_SUBSCRIPTIONS', '0'], ['HUB_WS_COMMAND_RATE', 'fast'], ['HUB_WS_AUTH_RECHECK_SECONDS', '1.5'], ['HUB_WS_AUTH_RECHECK_SECONDS', '3600']]) {
+      expect(() => loadConfig({ [name!]: value }), `${name}=${value}`).toThrow(ConfigError);
+      expect(() => loadConfig({ [name!]: value })).toThrow(name);
+    }
+  });
+});
