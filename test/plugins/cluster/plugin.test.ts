@@ -405,23 +405,24 @@ describe('cluster plugin', () => {
         for (const id of [nowhere, unseen]) await t.request(`/api/homes/${id}`, { method: 'DELETE', token: admin });
       }
     });
-    it('shows hidden homes no finer than a band from wherever the host plans, and throttles planning after a move', async () => {
+    describe('a host that moves', () => {
       // A second home of the owner's, moved step by step towards 937 to locate it from the plans.
       const towards937 = (f: number) => ({
         latitude: ROCHESTER.h931.latitude + f * (ROCHESTER.h937.latitude - ROCHESTER.h931.latitude),
         longitude: ROCHESTER.h931.longitude + f * (ROCHESTER.h937.longitude - ROCHESTER.h931.longitude),
       });
-      const prober = await t.createHome(owner.token, { name: 'Prober', ...towards937(0.15) });
-      const mower = await giveMower(prober, 'prober');
+      const band = (m: number) => (m < 50 ? '<50 m' : `${Math.floor(m / 50) * 50}–${Math.floor(m / 50) * 50 + 50} m`);
+      let prober: string;
+      let mower: { remove(): void };
       const moveTo = async (f: number) => expect((await t.request(`/api/homes/${prober}`, { method: 'PATCH', token: owner.token, json: towards937(f) })).status).toBe(200);
       const planAsOwner = () => api('/plan', { token: owner.token, json: { host_home_id: prober } });
-      const band = (m: number) => (m < 50 ? '<50 m' : `${Math.floor(m / 50) * 50}–${Math.floor(m / 50) * 50 + 50} m`);
-      const hiddenFromOwner = new Set([homes.h937, homes.h943, homes.h949, homes.h925, homes.h1001]);
+      /** The owner's plan, checked against an administrator's at the same point (the exact figures). */
       const plannedHere = async () => {
         const res = await planAsOwner();
         expect(res.status).toBe(200);
         const own = (await res.json()) as PlanView;
-        const full = await plan(prober); // an administrator's, at the same point: the exact figures
+        const full = await plan(prober);
+        const hiddenFromOwner = new Set([homes.h937, homes.h943, homes.h949, homes.h925, homes.h1001]);
         const hidden = [...own.members, ...own.rejected].filter((c) => c.candidate_id.startsWith('yard-'));
         const exact = [...full.members, ...full.rejected].filter((c) => hiddenFromOwner.has(c.candidate_id));
         expect(hidden.length).toBe(exact.length);
@@ -431,13 +432,24 @@ describe('cluster plugin', () => {
         expect(hidden.map((c) => c.dist_band).sort()).toEqual(exact.map((c) => band(c.dist_m!)).sort());
         if (own.route?.order.some((id) => id.startsWith('yard-'))) expect(own.route.length_m).toBeNull();
         expect(JSON.stringify(hidden)).not.toMatch(/\d\.\d/);
-        return own;
       };
-      try {
+
+      beforeAll(async () => {
+        prober = await t.createHome(owner.token, { name: 'Prober', ...towards937(0.15) });
+        mower = await giveMower(prober, 'prober');
+      });
+      afterAll(async () => {
+        mower.remove();
+        await t.request(`/api/homes/${prober}`, { method: 'DELETE', token: owner.token });
+      });
+
+      it('shows a hidden home no finer than a band, before and after the host moves', async () => {
         await plannedHere();
         await moveTo(0.3);
         await plannedHere(); // the first plan after a move
+      });
 
+      it('plans a home at yet another point only once the window after its last move has passed', async () => {
         // Moved again within the window (PLUGIN_CLUSTER_REPLAN_AFTER_MOVE_HOURS = 2): refused, however it asks.
         await moveTo(0.45);
         const refused = await planAsOwner();
@@ -456,10 +468,7 @@ describe('cluster plugin', () => {
         await sql`update cluster_plan_points set moved_plan_at = now() - interval '3 hours' where home_id = ${prober}`.execute(t.hub.database.db);
         await moveTo(0.45);
         await plannedHere();
-      } finally {
-        mower.remove();
-        await t.request(`/api/homes/${prober}`, { method: 'DELETE', token: owner.token });
-      }
+      });
     });
   });
 

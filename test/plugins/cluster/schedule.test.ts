@@ -10,7 +10,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubEvent } from '../../../core/bus/index.js';
 import { definePlugin } from '../../../core/plugin.js';
-import { hasActiveRun, type NextYard, type RunView } from '../../../plugins/cluster/runs.js';
+import { hasActiveRun, RUN_EVENTS, type NextYard, type RunView } from '../../../plugins/cluster/runs.js';
 import { clusterMowing, latestSlot, nextSlot, type ClusterMowingHooks } from '../../../plugins/cluster/schedule.js';
 import type { ClusterTables } from '../../../plugins/cluster/tables.js';
 import mammotion from '../../../plugins/mammotion/index.js';
@@ -26,12 +26,13 @@ const WALK_MS = 30_000;
 
 type Member = { candidate_id: string; home_id: string | null; position: number; consent: 'invited' | 'accepted' | 'declined'; zones: string[] };
 
-/** The cluster plugin as far as this module goes: clusterMowing with the test's hooks. */
+/** The cluster plugin as far as this module goes: clusterMowing with the test's hooks, and the run events reserved as the plugin does. */
 function clusterPlugin(hooks: Partial<ClusterMowingHooks>, positions: string[]) {
   const definition = definePlugin({
     id: 'cluster',
     version: '0.0.0',
     hub: '*',
+    reservedEvents: RUN_EVENTS,
     async setup(ctx) {
       await clusterMowing(ctx, { positionChanged: async (id) => void positions.push(id), plan: async () => ({}), ...hooks });
     },
