@@ -15,6 +15,7 @@ import { ALL_EVENTS, canSee, createContext, EVENT_TYPE, fireAsCaller, type Event
 import { HubError, hubError, type ErrorCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import type { StateMachine } from '../../states/index.js';
+import { MAX_JSON_DEPTH } from '../rest/input.js';
 import { compressState, diffStates, type CompressedDiff, type CompressedState } from './compressed.js';
 import { TokenBucket, type WebSocketLimits } from './limits.js';
 
@@ -32,11 +33,6 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Messages one tick may queue for a coalescing client. */
 const MAX_COALESCED = 10_000;
-/**
- * Deepest nesting a message may have. Deeper data (which 1 MiB allows by the hundred thousand
- * levels) would be passed on in events that JSON.stringify, recursing, could not send again.
- */
-const MAX_JSON_DEPTH = 32;
 
 export interface WebSocketApiOptions {
   authenticateToken(token: string): Promise<Principal | undefined>;
@@ -63,7 +59,11 @@ function haErrorCode(code: ErrorCode): string {
   return 'home_assistant_error';
 }
 
-/** Whether parsed JSON nests arrays or objects more than `limit` levels deep; walks level by level, without recursion. */
+/**
+ * Whether parsed JSON nests arrays or objects more than `limit` levels deep; walks level by level,
+ * without recursion. Deeper data (1 MiB allows hundreds of thousands of levels) would be passed on
+ * in events that JSON.stringify, recursing, could not send to subscribers.
+ */
 function nestedDeeperThan(value: unknown, limit: number): boolean {
   let level: unknown[] = [value];
   for (let depth = 0; level.length > 0; depth++) {
@@ -248,7 +248,6 @@ class Connection {
   }
 
   async #receive(text: string): Promise<void> {
-    if (this.ws.readyState !== this.ws.OPEN) return;
     let message: unknown;
     try {
       message = JSON.parse(text);
@@ -257,7 +256,7 @@ class Connection {
     }
     // A command sent right behind the auth message waits for the auth to finish.
     if (this.#authenticating) await this.#authenticating;
-    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.readyState !== this.ws.OPEN) return; // closed meanwhile (a revoked credential): run nothing more
     if (!this.#principal) {
       this.#authenticating = this.#authenticate(message).finally(() => (this.#authenticating = undefined));
       return this.#authenticating;
