@@ -257,7 +257,7 @@ export function body(schema: Schema | undefined, rng: Rng, targets: Targets, com
       value = setAt(value, spot, rng.pick(['x'.repeat(200_000), 'é'.repeat(100_000), 'x'.repeat(1_200_000)]));
       break;
     case 'huge_array':
-      value = setAt(value, spot, Array.from({ length: rng.pick([10_000, 100_000]) }, (_, i) => (rng.chance(0.5) ? i : `x${i}`)));
+      value = setAt(value, spot, Array.from({ length: rng.pick([1_000, 30_000]) }, (_, i) => (rng.chance(0.5) ? i : `x${i}`)));
       break;
     case 'deep_json':
       raw = RAW_FRAGMENTS[rng.pick([5, 6])];

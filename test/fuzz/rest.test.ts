@@ -3,7 +3,7 @@
  * anonymous caller, as a viewer of the victim's home A and as the owner of another home B,
  * with generated and mutated bodies, queries and path ids. Every answer must be a coded 4xx
  * (or a 2xx the caller may get), never a 5xx, carry the security headers, and nothing of home A
- * may change. `FUZZ_REQUESTS` (default 3000) bounds the count, `FUZZ_SEED` replays a run.
+ * may change. `FUZZ_REQUESTS` (default 2500) bounds the count, `FUZZ_SEED` replays a run.
  */
 import { connect } from 'node:net';
 import path from 'node:path';
@@ -20,7 +20,7 @@ import { until } from '../harness/wait.js';
 import { body, MUTATIONS, pathParam, query, Rng, type Components, type Schema, type Targets } from './generate.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240612);
-const BUDGET = Number(process.env.FUZZ_REQUESTS ?? 3000);
+const BUDGET = Number(process.env.FUZZ_REQUESTS ?? 2500);
 const SOCKET_SAMPLE = 60;
 const PLUGINS_DIR = fileURLToPath(new URL('../../plugins', import.meta.url));
 
@@ -311,11 +311,14 @@ describe('REST fuzz', () => {
     const statesBefore = victimStates();
     const counts = { sent: 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
     const findings: Finding[] = [];
+    const slow = new Map<string, number>();
     const started = Date.now();
 
     for (const identity of identities) {
       for (const op of ops) {
-        for (let i = 0; i < perCase; i++) {
+        // Each sign-in hashes a password (~0.5 s, on purpose): a few cover the route.
+        const cases = op.path === '/api/auth/login' ? Math.min(perCase, 2) : perCase;
+        for (let i = 0; i < cases; i++) {
           const mutation = i === 0 ? 'none' : rng.pick(MUTATIONS);
           const url = fill(op, rng) + query(op.query, rng, targets, components, mutation !== 'none');
           const hasBody = op.method !== 'GET' && op.method !== 'HEAD';
@@ -323,7 +326,10 @@ describe('REST fuzz', () => {
           const headers: Record<string, string> = {};
           if (identity.token) headers.authorization = `Bearer ${identity.token}`;
           if (sent?.bytes) headers['content-type'] = sent.contentType;
+          const sentAt = performance.now();
           const res = await t.hub.app.request(url, { method: op.method, headers, body: sent?.bytes });
+          const key = `${op.method} ${op.path} ${mutation}`;
+          slow.set(key, (slow.get(key) ?? 0) + performance.now() - sentAt);
           counts.sent++;
           counts[`${Math.floor(res.status / 100)}xx` as keyof typeof counts]++;
           const { problem, text } = await judge(res, identity, op);
@@ -342,6 +348,7 @@ describe('REST fuzz', () => {
     const statesAfter = victimStates();
     const summary = { seed: SEED, operations: ops.length, identities: identities.length, ...counts, findings: findings.length, seconds: Math.round((Date.now() - started) / 1000) };
     console.log(`REST fuzz: ${JSON.stringify(summary)}`);
+    console.log([...slow].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, ms]) => `${Math.round(ms)} ms ${k}`).join('\n'));
     if (findings.length) console.log(`REST fuzz findings (FUZZ_SEED=${SEED}):\n${findings.slice(0, 60).map((f) => JSON.stringify(f)).join('\n')}`);
 
     const unhandled = t.logs.filter((l) => l.msg === 'unhandled error').map((l) => JSON.stringify(l.err).slice(0, 600));
@@ -350,7 +357,7 @@ describe('REST fuzz', () => {
     expect(changes, `seed ${SEED}`).toEqual([]);
     expect(statesAfter, `seed ${SEED}: home A's entities`).toBe(statesBefore);
     expect(events.map((e) => `${e.event_type} by ${e.context.user_id}`), `seed ${SEED}: events in home A caused by the fuzzing identities`).toEqual([]);
-    expect(counts.sent).toBeGreaterThanOrEqual(Math.min(BUDGET, ops.length * identities.length * 2) * 0.9);
+    expect(counts.sent).toBeGreaterThanOrEqual(Math.min(BUDGET, ops.length * identities.length * 2) * 0.8);
   }, 240_000);
 });
 
