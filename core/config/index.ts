@@ -68,6 +68,8 @@ export const envSchema = z.object({
   HUB_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   HUB_NODERED: flag(true),
   HUB_NODERED_PALETTE_INSTALL: flag(false),
+  HUB_NODERED_UNSAFE_NODES: flag(false),
+  HUB_NODERED_HTTP_AUTH: flag(false),
   HUB_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').optional(),
   HUB_BODY_LIMIT: z.coerce
     .number({ error: 'must be a number of bytes' })
@@ -121,6 +123,10 @@ export interface HubConfig {
   nodered: boolean;
   /** Let the editor install nodes from npm (`HUB_NODERED_PALETTE_INSTALL`); off by default. */
   noderedPaletteInstall: boolean;
+  /** Offer Node-RED's node types that reach the host: exec, file, watch, tcp, udp (`HUB_NODERED_UNSAFE_NODES`); off by default. */
+  noderedUnsafeNodes: boolean;
+  /** Flows' HTTP endpoints need a hub bearer token (`HUB_NODERED_HTTP_AUTH`); off: they are anonymous. */
+  noderedHttpAuth: boolean;
   /** Key material for secrets at rest; unset: a key generated into {@link dataDir}. */
   secretKey: string | undefined;
   /** Largest accepted request body, in bytes. */
@@ -195,6 +201,8 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     secretKey: e.HUB_SECRET_KEY,
     nodered: e.HUB_NODERED,
     noderedPaletteInstall: e.HUB_NODERED_PALETTE_INSTALL,
+    noderedUnsafeNodes: e.HUB_NODERED_UNSAFE_NODES,
+    noderedHttpAuth: e.HUB_NODERED_HTTP_AUTH,
     bodyLimit: e.HUB_BODY_LIMIT,
     maxMetricsPerDevice: e.HUB_MAX_METRICS_PER_DEVICE,
     maxEntitiesPerHome: e.HUB_MAX_ENTITIES_PER_HOME,

@@ -4,6 +4,10 @@
  * (cookie or bearer) of an administrator, or of a user allowed to automate, opens it without a
  * second login; other users get 403, anonymous callers Node-RED's 401 and login prompt.
  *
+ * Flows' endpoints never see the hub's session: flows are written by users who automate, and a
+ * page they serve is opened by others. They are anonymous, or (`HUB_NODERED_HTTP_AUTH`) need a
+ * hub bearer token, which the hub checks and takes out before the flow runs.
+ *
  * Node-RED is a process-wide singleton that cannot be started again after a stop, so one hub
  * process runs it at most once (`HUB_NODERED=false` turns it off).
  *
@@ -13,12 +17,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express from 'express';
+import express, { type NextFunction, type Request } from 'express';
 import type { Kysely } from 'kysely';
 import RED from 'node-red';
-import { headersSameOrigin, SESSION_COOKIE, type Principal } from '../auth/index.js';
+import { headersSameOrigin, homeRole, SESSION_COOKIE, type Principal } from '../auth/index.js';
 import type { HubConfig } from '../config/index.js';
-import type { Database } from '../db/index.js';
+import type { Database, Role } from '../db/index.js';
 import { ERRORS, type ErrorCode } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { SecretBox } from '../secrets/index.js';
@@ -33,10 +37,34 @@ export { noderedRoutes } from './routes.js';
 
 /** Where the editor lives; flows' own HTTP endpoints are under `<root>/api`. */
 export const NODERED_ROOT = '/red';
+/** Where flows' own HTTP endpoints (`http in` nodes) live: Node-RED's `httpNodeRoot`. */
+export const NODERED_FLOWS_ROOT = `${NODERED_ROOT}/api`;
 /** The editor's live channel (a WebSocket Node-RED serves itself). */
 export const NODERED_COMMS_PATH = `${NODERED_ROOT}/comms`;
 /** Node-RED's log levels (numbers) as pino method names. */
 const LEVELS: Record<number, 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
+
+/**
+ * Node-RED's core node files (`nodesExcludes`) left out unless `HUB_NODERED_UNSAFE_NODES`: they
+ * run commands on the host (exec), read and write its files (file, file in) or watch them
+ * (watch), or open raw sockets (tcp in/out/request, udp in/out: listening on the host's ports,
+ * any bytes to services on its loopback such as the database). Left out, they are neither in
+ * the palette nor loadable, so the editor cannot switch them back on.
+ */
+const HOST_NODE_FILES = ['90-exec.js', '10-file.js', '23-watch.js', '31-tcpin.js', '32-udp.js'];
+
+/**
+ * Who called a flow's endpoint, as the hub checked it (`msg.req.hub` in a flow), when
+ * `HUB_NODERED_HTTP_AUTH` is on. The credential itself never reaches the flow.
+ */
+export interface FlowCaller {
+  user_id: string;
+  email: string;
+  /** An administrator's session: every home. */
+  admin: boolean;
+  /** The caller's role in each home they can reach (an API token: its one home). */
+  homes: Record<string, Role>;
+}
 
 let startedInThisProcess = false;
 
@@ -74,8 +102,9 @@ export class EmbeddedNodeRed {
     const userDir = path.join(options.config.dataDir, 'nodered');
     await prepareUserDir(userDir);
     RED.init(server, embedded.#settings(userDir));
-    embedded.#app.use(`${NODERED_ROOT}/api`, RED.httpNode);
-    embedded.#app.use(NODERED_ROOT, RED.httpAdmin);
+    // The same Express mounts choose the app and the admission, so no path reaches one with the other's.
+    embedded.#app.use(NODERED_FLOWS_ROOT, admission((req) => embedded.#admitToFlows(req)), RED.httpNode);
+    embedded.#app.use(NODERED_ROOT, admission((req) => embedded.#admitToEditor(req)), RED.httpAdmin);
     await RED.start();
     options.pluginNodes.attach((module, enabled) => RED.runtime.nodes.setModuleState({ module, enabled }));
     options.log.info({ path: NODERED_ROOT }, 'node-red started');
@@ -89,8 +118,6 @@ export class EmbeddedNodeRed {
 
   /** Serves a request under `/red`, after checking who is asking. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const refusal = await this.#admit(req);
-    if (refusal) return sendError(res, refusal);
     this.#app(req, res);
   }
 
@@ -103,7 +130,7 @@ export class EmbeddedNodeRed {
    * Lets a hub session through as Node-RED's bearer token, so the editor needs no second login.
    * Returns the error to answer instead, if any.
    */
-  async #admit(req: IncomingMessage): Promise<ErrorCode | undefined> {
+  async #admitToEditor(req: IncomingMessage): Promise<ErrorCode | undefined> {
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const cookie = bearer ? undefined : readCookie(req.headers.cookie, SESSION_COOKIE);
     const token = bearer ?? cookie;
@@ -120,6 +147,29 @@ export class EmbeddedNodeRed {
     return undefined;
   }
 
+  /**
+   * Takes the hub's session out of a request to a flow (its author could read it), and when
+   * `HUB_NODERED_HTTP_AUTH` is on, requires a hub bearer token, valid for the home a
+   * `/homes/<id>/…` path names, and hands the flow who called instead of the token.
+   */
+  async #admitToFlows(req: Request): Promise<ErrorCode | undefined> {
+    removeCookie(req, SESSION_COOKIE);
+    if (!this.#options.config.noderedHttpAuth) return undefined;
+    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    removeHeader(req, 'authorization');
+    const principal = bearer ? await this.#options.authenticateToken(bearer) : undefined;
+    if (!principal) return 'HUB_ERR_UNAUTHENTICATED';
+    const homeId = homeInPath(req.path);
+    if (homeId !== undefined && !homeRole(principal, homeId)) return 'HUB_ERR_HOME_NOT_FOUND';
+    (req as Request & { hub: FlowCaller }).hub = {
+      user_id: principal.user.id,
+      email: principal.user.email,
+      admin: principal.isAdmin,
+      homes: Object.fromEntries(principal.homes),
+    };
+    return undefined;
+  }
+
   #settings(userDir: string): Record<string, unknown> {
     const { config, db, secrets, log, authenticateToken } = this.#options;
     const nodeRedLog = log.child({ nodered: true });
@@ -127,7 +177,8 @@ export class EmbeddedNodeRed {
       hub: this.#options.bridge,
       nodesDir: [HUB_NODES_DIR, ...this.#options.pluginNodes.dirs()],
       httpAdminRoot: NODERED_ROOT,
-      httpNodeRoot: `${NODERED_ROOT}/api`,
+      httpNodeRoot: NODERED_FLOWS_ROOT,
+      nodesExcludes: config.noderedUnsafeNodes ? [] : HOST_NODE_FILES,
       userDir,
       storageModule: databaseStorage(db, nodeRedLog),
       // Node-RED encrypts flow credentials itself; the key comes from the hub's secret key.
@@ -181,6 +232,67 @@ function readCookie(header: string | undefined, name: string): string | undefine
     }
   }
   return undefined;
+}
+
+/** Express middleware answering a coded error when `admit` refuses the request. */
+function admission(admit: (req: Request) => Promise<ErrorCode | undefined>) {
+  return (req: Request, res: ServerResponse, next: NextFunction) => {
+    admit(req).then((refusal) => (refusal ? sendError(res, refusal) : next()), next);
+  };
+}
+
+/** Removes one cookie from a request, keeping the others. */
+function removeCookie(req: IncomingMessage, name: string): void {
+  rewriteHeader(req, 'cookie', (header) =>
+    header
+      .split(';')
+      .filter((part) => part.split('=')[0]!.trim() !== name)
+      .join(';')
+      .trim(),
+  );
+}
+
+/** Removes a header from a request. */
+function removeHeader(req: IncomingMessage, name: string): void {
+  rewriteHeader(req, name, () => '');
+}
+
+/**
+ * Rewrites each value of a (lower-case) header everywhere a flow can read it: `headers`,
+ * `headersDistinct` and `rawHeaders`; a value rewritten to nothing goes. Node builds the first
+ * two lazily from `rawHeaders` by its original length, so they are built before it shrinks.
+ */
+function rewriteHeader(req: IncomingMessage, name: string, rewrite: (value: string) => string): void {
+  const { headers, headersDistinct } = req;
+  const joined = headers[name];
+  const value = typeof joined === 'string' ? rewrite(joined) : '';
+  if (value) headers[name] = value;
+  else delete headers[name];
+  const values = (headersDistinct[name] ?? []).map(rewrite).filter(Boolean);
+  if (values.length > 0) headersDistinct[name] = values;
+  else delete headersDistinct[name];
+  const raw: string[] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const [key, value] = [req.rawHeaders[i]!, req.rawHeaders[i + 1]!];
+    if (key.toLowerCase() !== name) {
+      raw.push(key, value);
+      continue;
+    }
+    const rewritten = rewrite(value);
+    if (rewritten) raw.push(key, rewritten);
+  }
+  req.rawHeaders.splice(0, req.rawHeaders.length, ...raw);
+}
+
+/** The home a flow endpoint's path names (`/homes/<id>/…`, matched as loosely as Express matches routes). */
+function homeInPath(pathname: string): string | undefined {
+  const segment = /^\/homes\/([^/]+)/i.exec(pathname)?.[1];
+  if (segment === undefined) return undefined;
+  try {
+    return decodeURIComponent(segment); // what `msg.req.params` gives the flow
+  } catch {
+    return segment; // not a valid encoding: names no home
+  }
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

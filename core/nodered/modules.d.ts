@@ -33,8 +33,15 @@ declare module 'express' {
 
   type Handler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
+  /** A request as Express hands it to middleware: `path` is relative to the mount point. */
+  export interface Request extends IncomingMessage {
+    readonly path: string;
+  }
+  export type NextFunction = (error?: unknown) => void;
+  type Middleware = (req: Request, res: ServerResponse, next: NextFunction) => void;
+
   interface Application extends Handler {
-    use(path: string, handler: Handler): Application;
+    use(path: string, ...handlers: (Handler | Middleware)[]): Application;
   }
   function express(): Application;
   export default express;

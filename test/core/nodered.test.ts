@@ -11,6 +11,7 @@ import { definePlugin } from '../../core/plugin.js';
 import { createTestHub, type TestHub } from '../harness/index.js';
 import { startHub, waitForUrl } from '../harness/process.js';
 import { until } from '../harness/wait.js';
+import { ECHO_FLOW, EXEC_FLOW } from './fixtures/nodered-echo-flow.js';
 
 const HELLO_FLOW = [
   { id: 'tab1', type: 'tab', label: 'Hello' },
@@ -122,6 +123,39 @@ describe('Node-RED in the hub', () => {
     const row = await t.hub.database.db.selectFrom('nodered_deployments').select('credentials').orderBy('id', 'desc').executeTakeFirstOrThrow();
     expect(JSON.stringify(row.credentials)).not.toContain('flow-secret-123');
     expect(row.credentials).toHaveProperty('$');
+  });
+
+  it("keeps the hub's session from flows' HTTP endpoints", async () => {
+    expect((await red('/flows', { token: admin, body: ECHO_FLOW })).status).toBe(204);
+    await until(async () => (await fetch(`${url}/red/api/echo`)).status, (status) => status === 200);
+
+    // An administrator's browser opens a page a flow serves: the flow's author must not get their session.
+    const seen = await fetch(`${url}/red/api/echo`, { headers: { cookie: `theme=dark; hub_session=${admin}` } });
+    expect(seen.status).toBe(200);
+    const echoed = await seen.text();
+    expect(echoed).not.toContain(admin);
+    expect(JSON.parse(echoed)).toMatchObject({ headers: { cookie: 'theme=dark' }, distinct: { cookie: ['theme=dark'] }, cookies: { theme: 'dark' } });
+    expect(JSON.parse(echoed).headers).not.toHaveProperty('authorization');
+    // Express matches paths without regard to case: so must the hub.
+    expect(await (await fetch(`${url}/red/API/echo`, { headers: { cookie: `hub_session=${admin}` } })).text()).not.toContain(admin);
+
+    // Endpoints are anonymous: a signed-in viewer is not refused as if they had opened the editor.
+    const reader = await t.createUser('reader@example.com');
+    expect((await fetch(`${url}/red/api/echo`, { headers: { cookie: `hub_session=${reader.token}` } })).status).toBe(200);
+  });
+
+  it('leaves out node types that reach the host unless the operator enables them', async () => {
+    const nodes = (await (await red('/nodes', { token: admin, headers: { accept: 'application/json' } })).json()) as { id: string; types: string[] }[];
+    const types = nodes.flatMap((set) => set.types);
+    expect(types).toContain('http in');
+    for (const type of ['exec', 'file', 'file in', 'watch', 'tcp in', 'tcp out', 'tcp request', 'udp in', 'udp out']) expect(types).not.toContain(type);
+    const enable = await red('/nodes/node-red/exec', { token: admin, method: 'PUT', body: { enabled: true } });
+    expect(await enable.json()).toMatchObject({ code: 'not_found' }); // the editor cannot switch it back on
+
+    // A flow that uses one is stored but does not run (Node-RED waits for the missing type).
+    expect((await red('/flows', { token: admin, body: EXEC_FLOW })).status).toBe(204);
+    expect(await until(async () => (await fetch(`${url}/red/api/echo`)).status, (status) => status === 404)).toBe(404);
+    expect((await fetch(`${url}/red/api/exec`)).status).toBe(404);
   });
 });
 
