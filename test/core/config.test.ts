@@ -53,6 +53,14 @@ describe('loadConfig', () => {
     expect(message).toContain('HUB_OPEN_REGISTRATION must be true or false (got "maybe")');
   });
 
+  it('reads CORS origins, and refuses anything but bare origins', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ HUB_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    for (const bad of ['*', 'app.example.com', 'https://app.example.com/', 'https://app.example.com/path', 'ftp://x.example.com']) {
+      expect(() => loadConfig({ HUB_CORS_ORIGINS: bad }), bad).toThrow(/HUB_CORS_ORIGINS must be origins/);
+    }
+  });
+
   it('never echoes a rejected password', () => {
     expect(() => loadConfig({ HUB_ADMIN_PASSWORD: 'short' })).toThrow(/HUB_ADMIN_PASSWORD must be at least 8 characters$/m);
     expect(() => loadConfig({ HUB_ADMIN_PASSWORD: 'short' })).not.toThrow(/short"/);

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestHub, type TestHub } from '../../harness/index.js';
 
@@ -254,6 +257,28 @@ describe('security headers', () => {
     const csp = docs.headers.get('content-security-policy')!;
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('unsafe-inline');
+  });
+
+  it("are on Node-RED's answers too, with its editor's allowance for inline scripts", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-red-headers-'));
+    const red = await createTestHub({ HUB_NODERED: 'true', HUB_DATA_DIR: dataDir });
+    try {
+      const { url } = await red.hub.listen();
+      for (const pathname of ['/red/', '/red/settings']) {
+        const res = await fetch(`${url}${pathname}`);
+        expect(res.headers.get('x-content-type-options'), pathname).toBe('nosniff');
+        expect(res.headers.get('content-security-policy'), pathname).toBe("frame-ancestors 'none'");
+        expect(res.headers.get('referrer-policy'), pathname).toBe('no-referrer');
+      }
+      // Express answers a miss itself, replacing the headers with its own plain-text policy (still nothing loads).
+      const miss = await fetch(`${url}/red/api/no-such-endpoint`);
+      expect(miss.status).toBe(404);
+      expect(miss.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(miss.headers.get('content-security-policy')).toBe("default-src 'none'");
+    } finally {
+      await red.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('announce HSTS only for requests that came over TLS through a trusted proxy', async () => {
