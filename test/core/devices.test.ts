@@ -82,3 +82,17 @@ describe('device credentials and live MQTT connections', () => {
     await until(() => t.hub.states.get('sensor.other_level')?.state, (s) => s === '5');
   });
 });
+
+describe('HUB_MQTT_DEVICE_URL', () => {
+  it('tells devices where to connect instead of the broker the hub uses', async () => {
+    const t = await createTestHub({ HUB_MQTT_DEVICE_URL: 'mqtts://mqtt.example.com:8883' });
+    try {
+      const owner = await t.createUser('owner@example.com');
+      const homeId = await t.createHome(owner.token);
+      const res = await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Tank', kind: 'sensor' } });
+      expect(((await res.json()) as { mqtt: { host: string; port: number } }).mqtt).toMatchObject({ host: 'mqtt.example.com', port: 8883 });
+    } finally {
+      await t.stop();
+    }
+  });
+});
