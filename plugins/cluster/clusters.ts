@@ -611,9 +611,14 @@ function planTokens(plan: StoredPlan): Map<string, string> {
   return tokens;
 }
 
-/** Whether a plan hides this candidate from the viewer: another person's hub home. */
+/**
+ * Whether a plan hides this candidate from the viewer: another person's hub home, or a pool
+ * address the planner merged into another home as its `duplicate` (the same house: its street
+ * line would name the home it stands for).
+ */
 function hiddenInPlan(plan: StoredPlan, viewer: Viewer, id: string): boolean {
-  return !viewer.isAdmin && id !== plan.hostId && !isAddressCandidate(id) && !viewer.homes.has(id);
+  if (viewer.isAdmin || id === plan.hostId || viewer.homes.has(id)) return false;
+  return !isAddressCandidate(id) || plan.rejected.some((r) => r.candidateId === id && r.reason === 'duplicate');
 }
 
 /** The id in a warning such as `member_geocode_imprecise:<id>`. */

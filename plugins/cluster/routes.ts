@@ -538,6 +538,8 @@ function clusterRoutes(router: HubRouter, deps: ClusterRouteDeps): void {
     const body = c.req.valid('json');
     const hostHomeId = hostOf(body);
     requireHomeRole(c.var.principal, hostHomeId, 'owner');
+    // Accepting needs the mower anyway; checked first, a refused accept is no plan at a new point.
+    clusters.requireMower(hostHomeId);
     const plan = await clusters.plan(hostHomeId, c.var.principal);
     const cluster = await clusters.accept(plan, body.members, c.var.principal, c.var.principal.user.id);
     c.var.log.info({ cluster: cluster.id, homeId: hostHomeId, members: cluster.members.length - 1, skipped: cluster.skipped.length }, 'cluster accepted');
