@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import mqtt from 'mqtt';
 
 // Plain JavaScript: worker threads do not get tsx's loader.
+// The client id is the device id: the embedded broker binds client ids to the device that logs in.
 /** @type {{ url: string, devices: { username: string, password: string, topic: string }[], rate: number, seconds: number }} */
 const { url, devices, rate, seconds } = workerData;
 
@@ -10,7 +11,7 @@ const clients = [];
 for (let i = 0; i < devices.length; i += 50) {
   clients.push(
     ...(await Promise.all(
-      devices.slice(i, i + 50).map((d) => mqtt.connectAsync(url, { username: d.username, password: d.password, reconnectPeriod: 0 })),
+      devices.slice(i, i + 50).map((d) => mqtt.connectAsync(url, { username: d.username, password: d.password, clientId: d.username, reconnectPeriod: 0 })),
     )),
   );
 }
