@@ -41,7 +41,7 @@ const BAND_M = 50;
  * A distance as a band: `<50 m`, `50–100 m`, `100–150 m`… What a plan shows of a home the caller
  * may not see: exact figures, read from a few points, would locate it.
  */
-export function distanceBand(distM: number): string {
+function distanceBand(distM: number): string {
   const lower = Math.floor(distM / BAND_M) * BAND_M;
   return lower === 0 ? `<${BAND_M} m` : `${lower}–${lower + BAND_M} m`;
 }

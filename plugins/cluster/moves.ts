@@ -59,14 +59,14 @@ export class MoveThrottle {
     // The same point as the last plan (or the row went with its home): nothing new to learn.
     if (!last?.moved_plan_at || (last.latitude === latitude && last.longitude === longitude)) return;
     const seconds = Math.max(1, Math.ceil((last.moved_plan_at.getTime() + this.windowMs - now.getTime()) / 1000));
-    throw hubError('HUB_ERR_RATE_LIMITED', `This home was planned after a move ${describe(now.getTime() - last.moved_plan_at.getTime())} ago; it can be planned at a new place again in ${describe(seconds * 1000)}`, {
+    throw hubError('HUB_ERR_RATE_LIMITED', `This home was planned after a move ${inWords(now.getTime() - last.moved_plan_at.getTime())} ago; it can be planned at a new place again in ${inWords(seconds * 1000)}`, {
       headers: { 'Retry-After': String(seconds) },
     });
   }
 }
 
 /** `5 min`, `3 h 20 min`: a wait in words. */
-function describe(ms: number): string {
+function inWords(ms: number): string {
   const minutes = Math.max(1, Math.ceil(ms / 60_000));
   const hours = Math.floor(minutes / 60);
   return hours === 0 ? `${minutes} min` : minutes % 60 === 0 ? `${hours} h` : `${hours} h ${minutes % 60} min`;
