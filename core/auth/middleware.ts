@@ -5,7 +5,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Kysely } from 'kysely';
-import type { HubEnv } from '../api/rest/index.js';
+import { cameOverTls, type HubEnv } from '../api/rest/index.js';
 import type { Database } from '../db/index.js';
 import { hubError } from '../errors/index.js';
 import { API_TOKEN_PREFIX, validateApiToken } from './api-tokens.js';
@@ -33,17 +33,12 @@ export function clientAddress(c: Context, trustProxy: boolean): string | undefin
   }
 }
 
-function isHttps(c: Context, trustProxy: boolean): boolean {
-  if (trustProxy && c.req.header('x-forwarded-proto')) return c.req.header('x-forwarded-proto') === 'https';
-  return new URL(c.req.url).protocol === 'https:';
-}
-
 export function setSessionCookie(c: Context, token: string, session: Session, trustProxy: boolean): void {
   setCookie(c, SESSION_COOKIE, token, {
     httpOnly: true,
     sameSite: 'Lax',
     path: '/',
-    secure: isHttps(c, trustProxy),
+    secure: cameOverTls((name) => c.req.header(name), c.req.url, trustProxy),
     expires: session.expiresAt,
   });
 }

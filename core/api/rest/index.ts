@@ -18,6 +18,7 @@ import { cors, securityHeadersMiddleware } from './security.js';
 export { healthRoutes, PUBLIC_HEALTH_ROUTES } from './health.js';
 export { errors, json, jsonBody, presentUser, UserSchema } from './openapi.js';
 export { createRouter, type HubEnv, type HubRouter } from './router.js';
+export { jsonProblem, type JsonProblem } from './input.js';
 export { cameOverTls, securityHeaders } from './security.js';
 
 // Hono's own exceptions come from its validators and body gates; give each the hub's code.

@@ -15,29 +15,47 @@ export const MAX_JSON_DEPTH = 64;
 /** PostgreSQL text and jsonb hold neither NUL nor unpaired UTF-16 surrogates. */
 export const isStorableText = (text: string): boolean => !text.includes('\0') && text.isWellFormed();
 
-type Problem = { path: (string | number)[]; message: string; code: string };
+/** Where a problem is in a JSON value, and what it is. */
+export type JsonProblem = { path: (string | number)[]; message: string; code: 'too_deep' | 'unstorable_text' };
 
-/** The first problem in a parsed JSON value, walked without recursion (the depth is the attacker's). */
-function jsonProblem(root: unknown): Problem | undefined {
-  const stack: { value: unknown; path: (string | number)[] }[] = [{ value: root, path: [] }];
+/** A value still to look at, with the way back to the root (paths are built only for a problem). */
+type Visit = { value: unknown; depth: number; key: string | number; parent: Visit | undefined };
+
+function pathOf(visit: Visit): (string | number)[] {
+  const path: (string | number)[] = [];
+  for (let at: Visit | undefined = visit; at?.parent; at = at.parent) path.unshift(at.key);
+  return path;
+}
+
+/**
+ * The first problem in a parsed JSON value: nesting deeper than {@link MAX_JSON_DEPTH}, or text
+ * (a string or a key) PostgreSQL cannot store. Walks without recursion (the depth is the
+ * sender's) and without copying paths, so large bodies (road imports) cost one pass.
+ */
+export function jsonProblem(root: unknown): JsonProblem | undefined {
+  const stack: Visit[] = [{ value: root, depth: 0, key: '', parent: undefined }];
   while (stack.length > 0) {
-    const { value, path } = stack.pop()!;
-    if (path.length > MAX_JSON_DEPTH) return { path: path.slice(0, 8), message: `Nested deeper than ${MAX_JSON_DEPTH} levels`, code: 'too_deep' };
+    const visit = stack.pop()!;
+    const { value, depth } = visit;
     if (typeof value === 'string') {
-      if (!isStorableText(value)) return { path, message: 'Text with a NUL character or an unpaired surrogate', code: 'unstorable_text' };
-    } else if (Array.isArray(value)) {
-      value.forEach((item, i) => stack.push({ value: item, path: [...path, i] }));
-    } else if (value !== null && typeof value === 'object') {
-      for (const [key, item] of Object.entries(value)) {
-        if (!isStorableText(key)) return { path, message: 'A key with a NUL character or an unpaired surrogate', code: 'unstorable_text' };
-        stack.push({ value: item, path: [...path, key] });
-      }
+      if (!isStorableText(value)) return { path: pathOf(visit), message: 'Text with a NUL character or an unpaired surrogate', code: 'unstorable_text' };
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= MAX_JSON_DEPTH) return { path: pathOf(visit).slice(0, 8), message: `Nested deeper than ${MAX_JSON_DEPTH} levels`, code: 'too_deep' };
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) stack.push({ value: value[i], depth: depth + 1, key: i, parent: visit });
+      continue;
+    }
+    for (const [key, item] of Object.entries(value)) {
+      if (!isStorableText(key)) return { path: pathOf(visit), message: 'A key with a NUL character or an unpaired surrogate', code: 'unstorable_text' };
+      stack.push({ value: item, depth: depth + 1, key, parent: visit });
     }
   }
   return undefined;
 }
 
-const refuse = (problem: Problem) => hubError('HUB_ERR_VALIDATION', undefined, { details: [problem] });
+const refuse = (problem: JsonProblem) => hubError('HUB_ERR_VALIDATION', undefined, { details: [problem] });
 
 /**
  * Refuses a NUL in the URL and, in a body that is JSON (whatever its declared type: some plugin

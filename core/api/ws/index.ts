@@ -15,7 +15,7 @@ import { ALL_EVENTS, canSee, createContext, EVENT_TYPE, fireAsCaller, type Event
 import { HubError, hubError, type ErrorCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import type { StateMachine } from '../../states/index.js';
-import { MAX_JSON_DEPTH } from '../rest/input.js';
+import { jsonProblem } from '../rest/index.js';
 import { compressState, diffStates, type CompressedDiff, type CompressedState } from './compressed.js';
 import { TokenBucket, type WebSocketLimits } from './limits.js';
 
@@ -57,25 +57,6 @@ function haErrorCode(code: ErrorCode): string {
   if (code === 'HUB_ERR_FORBIDDEN' || code === 'HUB_ERR_UNAUTHENTICATED') return 'unauthorized';
   if (code === 'HUB_ERR_RATE_LIMITED' || code === 'HUB_ERR_TOO_MANY_SUBSCRIPTIONS') return 'not_allowed';
   return 'home_assistant_error';
-}
-
-/**
- * Whether parsed JSON nests arrays or objects more than `limit` levels deep; walks level by level,
- * without recursion. Deeper data (1 MiB allows hundreds of thousands of levels) would be passed on
- * in events that JSON.stringify, recursing, could not send to subscribers.
- */
-function nestedDeeperThan(value: unknown, limit: number): boolean {
-  let level: unknown[] = [value];
-  for (let depth = 0; level.length > 0; depth++) {
-    if (depth > limit) return true;
-    const next: unknown[] = [];
-    for (const item of level) {
-      if (item === null || typeof item !== 'object') continue;
-      for (const child of Object.values(item)) if (child !== null && typeof child === 'object') next.push(child);
-    }
-    level = next;
-  }
-  return false;
 }
 
 /** The JSON id of a message, echoed in an error about it when it is a number. */
@@ -265,7 +246,9 @@ class Connection {
     if (!this.#commands.take()) {
       return this.#error(idOf(message), 'not_allowed', `Too many commands (at most ${this.options.limits.commandRate} a second); slow down`, 'HUB_ERR_RATE_LIMITED');
     }
-    if (nestedDeeperThan(message, MAX_JSON_DEPTH)) return this.#error(idOf(message), 'invalid_format', `Message is nested more than ${MAX_JSON_DEPTH} levels deep`);
+    // Such data would break the events that carry it on (JSON.stringify recurses) or the writer.
+    const problem = jsonProblem(message);
+    if (problem) return this.#error(idOf(message), 'invalid_format', problem.message);
     const parsed = command.safeParse(message);
     if (!parsed.success) return this.#error(idOf(message), 'invalid_format', 'Message needs an integer id and a type');
     // Ids are checked in arrival order, before anything waits; commands then run concurrently.
