@@ -102,8 +102,9 @@ export class EmbeddedNodeRed {
     const userDir = path.join(options.config.dataDir, 'nodered');
     await prepareUserDir(userDir);
     RED.init(server, embedded.#settings(userDir));
-    // The same Express mounts choose the app and the admission, so no path reaches one with the other's.
-    embedded.#app.use(NODERED_FLOWS_ROOT, admission((req) => embedded.#admitToFlows(req)), RED.httpNode);
+    // The same Express mounts choose the app and the admission, so no path reaches one with the
+    // other's; a path under the flows' root that no flow serves ends there, not in the editor.
+    embedded.#app.use(NODERED_FLOWS_ROOT, admission((req) => embedded.#admitToFlows(req)), RED.httpNode, (_req: Request, res: ServerResponse) => sendError(res, 'HUB_ERR_NOT_FOUND'));
     embedded.#app.use(NODERED_ROOT, admission((req) => embedded.#admitToEditor(req)), RED.httpAdmin);
     await RED.start();
     options.pluginNodes.attach((module, enabled) => RED.runtime.nodes.setModuleState({ module, enabled }));

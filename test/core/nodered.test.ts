@@ -142,6 +142,9 @@ describe('Node-RED in the hub', () => {
     // Endpoints are anonymous: a signed-in viewer is not refused as if they had opened the editor.
     const reader = await t.createUser('reader@example.com');
     expect((await fetch(`${url}/red/api/echo`, { headers: { cookie: `hub_session=${reader.token}` } })).status).toBe(200);
+    const unserved = await fetch(`${url}/red/api/settings`, { headers: { authorization: `Bearer ${reader.token}` } });
+    expect(unserved.status).toBe(404); // the flows' root ends at the flows, never in the editor
+    expect(await unserved.json()).toMatchObject({ error: { code: 'HUB_ERR_NOT_FOUND' } });
   });
 
   it('leaves out node types that reach the host unless the operator enables them', async () => {
