@@ -96,8 +96,7 @@ beforeAll(async () => {
   // Home A first: the Mammotion simulator links its mowers to the first home.
   const homeA = await t.createHome(owner.token, { name: 'Home A', address: '1 Garden Way', latitude: 52.52, longitude: 13.405 });
   await t.createHome(attacker.token, { name: 'Home B', latitude: 52.53, longitude: 13.41 });
-  // Membership straight in the table: how a user joins (invitation or not) is not under test here.
-  await t.hub.database.db.insertInto('home_members').values({ home_id: homeA, user_id: viewer.id, role: 'viewer' }).execute();
+  await t.addMember(owner.token, homeA, viewer, 'viewer');
 
   const device = await api(`/api/homes/${homeA}/devices`, owner.token, { name: 'Weather', kind: 'weather_station' });
   await api('/api/states/sensor.home_a_secret', await t.adminToken(), { state: '42', attributes: { note: 'A only' }, home_id: homeA });
