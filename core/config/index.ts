@@ -61,6 +61,7 @@ export const envSchema = z.object({
     .string()
     .regex(/^[a-z0-9_-]{1,64}$/i, 'must be one topic level: letters, digits, _ or -')
     .default('mowthos'),
+  HUB_MQTT_MAX_PACKET_BYTES: count(256 * 1024, 1024, 268_435_455, 'bytes'),
   HUB_ADMIN_EMAIL: z.email({ pattern: z.regexes.html5Email, error: 'must be an email address' }).default('admin@localhost'),
   HUB_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   HUB_OPEN_REGISTRATION: flag(false),
@@ -113,6 +114,8 @@ export interface HubConfig {
   mqttPortExplicit: boolean;
   /** First level of every hub topic: `<root>/<home>/<device>/telemetry`. */
   mqttRoot: string;
+  /** Largest MQTT packet a client may send to the embedded broker (`HUB_MQTT_MAX_PACKET_BYTES`); also written into the generated mosquitto.conf. */
+  mqttMaxPacketBytes: number;
   admin: { email: string; password: string | undefined };
   openRegistration: boolean;
   /** Take the client address from `X-Forwarded-For` (only behind a proxy you control). */
@@ -194,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined>): HubConfig {
     mqttPort: e.MQTT_PORT,
     mqttPortExplicit: present.MQTT_PORT !== undefined,
     mqttRoot: e.HUB_MQTT_ROOT,
+    mqttMaxPacketBytes: e.HUB_MQTT_MAX_PACKET_BYTES,
     admin: { email: e.HUB_ADMIN_EMAIL.toLowerCase(), password: e.HUB_ADMIN_PASSWORD },
     openRegistration: e.HUB_OPEN_REGISTRATION,
     trustProxy: e.HUB_TRUST_PROXY,

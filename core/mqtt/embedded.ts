@@ -9,6 +9,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { StartupError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { guardPacketSize } from './packet-size.js';
 
 /** What the broker knows about a connected device. */
 export interface DeviceIdentity {
@@ -23,10 +24,12 @@ export interface EmbeddedBrokerOptions {
   host: string;
   /** Topic root, e.g. `mowthos`. */
   root: string;
+  /** Largest MQTT packet a client may send, fixed header included; a larger one closes its connection. */
+  maxPacketBytes: number;
   /** Checks a device's MQTT credentials. */
   authenticateDevice(username: string, password: string): Promise<DeviceIdentity | undefined>;
-  /** A refused publish or subscribe, for counting and logging. */
-  onRefused(reason: 'auth' | 'publish' | 'subscribe', detail: Record<string, unknown>): void;
+  /** A refused login, publish or subscribe, or a connection closed for an oversized packet: for counting and logging. */
+  onRefused(reason: 'auth' | 'publish' | 'subscribe' | 'too_large', detail: Record<string, unknown>): void;
   log: Logger;
 }
 
@@ -112,6 +115,13 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    guardPacketSize(socket, options.maxPacketBytes, (violation) => {
+      // A malformed length is closed like any other malformed packet aedes meets, uncounted.
+      if (violation.kind !== 'too_large') return;
+      const clientId = (socket as Socket & { client?: Client }).client?.id ?? undefined;
+      const { declaredBytes } = violation;
+      options.onRefused('too_large', { address: socket.remoteAddress, port: socket.remotePort, clientId, declaredBytes, maxBytes: options.maxPacketBytes });
+    });
     broker.handle(socket);
   });
   const listen = (port: number) =>

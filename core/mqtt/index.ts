@@ -23,13 +23,13 @@ export type MessageHandler = (topic: string, payload: Buffer) => void;
 const MAX_BACKOFF_MS = 30_000;
 
 export interface MqttOptions {
-  config: Pick<HubConfig, 'mqttUrl' | 'mqttPort' | 'mqttPortExplicit' | 'mqttRoot' | 'host'>;
+  config: Pick<HubConfig, 'mqttUrl' | 'mqttPort' | 'mqttPortExplicit' | 'mqttRoot' | 'mqttMaxPacketBytes' | 'host'>;
   log: Logger;
   authenticateDevice(username: string, password: string): Promise<DeviceIdentity | undefined>;
 }
 
-/** What the embedded broker refused, by kind; the metrics endpoint reads these. */
-export type Refusals = Record<'auth' | 'publish' | 'subscribe', number>;
+/** What the embedded broker refused, by kind (`too_large`: connections closed for an oversized packet); the metrics endpoint reads these. */
+export type Refusals = Record<'auth' | 'publish' | 'subscribe' | 'too_large', number>;
 
 /** How the hub reaches its broker: in-process (embedded) or as a client (external). */
 interface Transport {
@@ -57,13 +57,14 @@ export class MqttService {
   /** Starts the embedded broker if there is no `MQTT_URL`, else connects to that broker. */
   static async start(options: MqttOptions): Promise<MqttService> {
     const { config, log } = options;
-    const refused: Refusals = { auth: 0, publish: 0, subscribe: 0 };
+    const refused: Refusals = { auth: 0, publish: 0, subscribe: 0, too_large: 0 };
     if (!config.mqttUrl) {
       const broker = await startEmbeddedBroker({
         port: config.mqttPort,
         portIsExplicit: config.mqttPortExplicit,
         host: config.host,
         root: config.mqttRoot,
+        maxPacketBytes: config.mqttMaxPacketBytes,
         authenticateDevice: options.authenticateDevice,
         onRefused: (kind, detail) => {
           refused[kind]++;

@@ -44,7 +44,7 @@ try {
       `No mosquitto.conf: devices and the hub both use port ${ports.hub}. Give the hub a port of its own (MQTT_URL) and devices theirs (HUB_MQTT_DEVICE_URL) to bind client ids to devices.\n`,
     );
   } else {
-    await writeFile(path.join(dir, 'mosquitto.conf'), mosquittoConfig(path.resolve(dir), ports));
+    await writeFile(path.join(dir, 'mosquitto.conf'), mosquittoConfig(path.resolve(dir), ports, config.mqttMaxPacketBytes));
     process.stdout.write(`Wrote mosquitto.conf (devices on ${ports.devices}, the hub on ${ports.hub})\n`);
   }
 } finally {

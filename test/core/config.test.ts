@@ -61,6 +61,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the MQTT packet size limit, and refuses one below 1 KiB or over MQTT\'s largest packet', () => {
+    expect(loadConfig({}).mqttMaxPacketBytes).toBe(256 * 1024);
+    expect(loadConfig({ HUB_MQTT_MAX_PACKET_BYTES: '65536' }).mqttMaxPacketBytes).toBe(65_536);
+    expect(() => loadConfig({ HUB_MQTT_MAX_PACKET_BYTES: '100' })).toThrow(/HUB_MQTT_MAX_PACKET_BYTES must be between 1024 and 268435455 \(got "100"\)/);
+    expect(() => loadConfig({ HUB_MQTT_MAX_PACKET_BYTES: '300000000' })).toThrow(/HUB_MQTT_MAX_PACKET_BYTES must be between/);
+    expect(() => loadConfig({ HUB_MQTT_MAX_PACKET_BYTES: '1.5' })).toThrow(/HUB_MQTT_MAX_PACKET_BYTES must be a whole number of bytes/);
+  });
+
   it('never echoes a rejected password', () => {
     expect(() => loadConfig({ HUB_ADMIN_PASSWORD: 'short' })).toThrow(/HUB_ADMIN_PASSWORD must be at least 8 characters$/m);
     expect(() => loadConfig({ HUB_ADMIN_PASSWORD: 'short' })).not.toThrow(/short"/);

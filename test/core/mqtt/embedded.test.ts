@@ -1,15 +1,18 @@
 /**
  * Client ids on the embedded broker are bound to the device that logs in: a device cannot
- * take another device's (or the hub's) id, kick it off, or resume its session.
+ * take another device's (or the hub's) id, kick it off, or resume its session. Packets over
+ * `HUB_MQTT_MAX_PACKET_BYTES` close their connection before the broker holds them.
  */
+import { connect as connectTcp } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestHub, type TestHub } from '../../harness/index.js';
+import { payloadFilling, publishBytes, remainingLength } from '../../harness/mqtt-packets.js';
 import { sleep, until } from '../../harness/wait.js';
 
 interface Created {
   id: string;
-  mqtt: { username: string; password: string; command_topic: string };
+  mqtt: { username: string; password: string; command_topic: string; telemetry_topic: string };
 }
 
 describe('client ids on the embedded broker', () => {
@@ -95,5 +98,95 @@ describe('client ids on the embedded broker', () => {
     back.on('message', (_topic, payload) => received.push(payload.toString()));
     await until(() => received, (r) => r.length > 0);
     expect(received).toEqual(['dock']);
+  });
+});
+
+describe('packet size limit on the embedded broker', () => {
+  let t: TestHub;
+  let device: Created;
+  let limit: number;
+  let port: number;
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    t = await createTestHub();
+    const owner = await t.createUser('owner@example.com');
+    const homeId = await t.createHome(owner.token);
+    device = (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Big', kind: 'sensor' } })).json()) as Created;
+    limit = t.hub.config.mqttMaxPacketBytes;
+    port = Number(new URL(t.hub.mqtt.broker.url).port);
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
+    await t.stop();
+  });
+
+  const connectDevice = async () => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: device.mqtt.username, password: device.mqtt.password, clientId: device.id, reconnectPeriod: 0 });
+    clients.push(client);
+    return client;
+  };
+
+  /** Writes `bytes` on a raw connection and resolves when the broker closes it; fails if it is still open after 3 s (aedes waits 30 s for a CONNECT). */
+  const closedAfterSending = (bytes: number[]) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = connectTcp(port, '127.0.0.1', () => socket.write(Buffer.from(bytes)));
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error('the broker kept the connection open'));
+      }, 3000);
+      socket.on('error', () => {}); // a reset once the broker has closed
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+
+  it('closes a connection whose CONNECT declares 200 MB after its first bytes, and keeps serving devices', async () => {
+    const declared = 200 * 1024 * 1024;
+    const header = [0x10, ...remainingLength(declared)];
+    const refusedBefore = t.hub.mqtt.refused.too_large;
+    const closed = closedAfterSending([...header, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0xc2]);
+
+    const healthy = await connectDevice();
+    await healthy.publishAsync(device.mqtt.telemetry_topic, '{"battery":42}', { qos: 1 });
+    await closed;
+
+    expect(t.hub.mqtt.refused.too_large - refusedBefore).toBe(1);
+    expect(t.logs).toContainEqual(
+      expect.objectContaining({ level: 40, refused: 'too_large', address: '127.0.0.1', declaredBytes: header.length + declared, maxBytes: limit }), // 40: warn
+    );
+    await until(() => t.hub.telemetry.counters.received, (n) => n >= 1);
+    expect(healthy.connected).toBe(true);
+  });
+
+  it('delivers a publish of exactly the limit, and disconnects the device for one byte more', async () => {
+    const topic = device.mqtt.telemetry_topic;
+    const fits = payloadFilling(topic, limit);
+    expect(publishBytes(topic, fits)).toBe(limit);
+    const delivered: number[] = [];
+    const unsubscribe = await t.hub.mqtt.subscribe(topic, (_topic, payload) => delivered.push(payload.length));
+    try {
+      const droppedBefore = t.hub.telemetry.counters.dropped.too_large ?? 0;
+      const client = await connectDevice();
+      await client.publishAsync(topic, Buffer.alloc(fits, 0x20), { qos: 1 });
+      expect(delivered).toEqual([fits]);
+      // Over the ingest's own 64 KiB: dropped there, as before.
+      expect((t.hub.telemetry.counters.dropped.too_large ?? 0) - droppedBefore).toBe(1);
+      expect(client.connected).toBe(true);
+
+      const refusedBefore = t.hub.mqtt.refused.too_large;
+      client.publish(topic, Buffer.alloc(fits + 1, 0x20), { qos: 1 });
+      await until(() => client.connected, (open) => !open);
+      expect(delivered).toEqual([fits]);
+      expect(t.hub.mqtt.refused.too_large - refusedBefore).toBe(1);
+      expect(t.logs).toContainEqual(expect.objectContaining({ refused: 'too_large', clientId: device.id, declaredBytes: limit + 1 }));
+    } finally {
+      await unsubscribe();
+    }
+  });
+
+  it('closes a connection whose remaining length runs over 4 bytes', async () => {
+    await closedAfterSending([0x10, 0xff, 0xff, 0xff, 0xff, 0x01]);
   });
 });

@@ -7,6 +7,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mosquittoConfig, mosquittoFiles } from '../../../core/mqtt/index.js';
 import { createTestHub, type TestHub } from '../../harness/index.js';
+import { payloadFilling } from '../../harness/mqtt-packets.js';
 import { freePort, privateMosquitto, type PrivateMosquitto } from '../../harness/servers.js';
 import { sleep, until } from '../../harness/wait.js';
 
@@ -136,7 +137,7 @@ describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated configur
     const files = await mosquittoFiles(t.hub.database.db, t.hub.mqtt.root, hubLogin);
     ports.devices = await freePort();
     ports.hub = await freePort();
-    broker = await privateMosquitto((dir) => mosquittoConfig(dir, { ...ports, bind: '127.0.0.1' }).split('\n'), {
+    broker = await privateMosquitto((dir) => mosquittoConfig(dir, { ...ports, bind: '127.0.0.1' }, t.hub.config.mqttMaxPacketBytes).split('\n'), {
       passwd: files.passwordFile,
       'hub-passwd': files.hubPasswordFile,
       acl: files.aclFile,
@@ -173,6 +174,26 @@ describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated configur
     await hub.subscribeAsync(`${t.hub.mqtt.root}/#`, { qos: 1 });
     await victim.publishAsync(a.mqtt.telemetry_topic, '{"level":1}', { qos: 1 });
     await until(() => received, (r) => r.includes(a.mqtt.telemetry_topic));
+  });
+
+  it('delivers a publish of HUB_MQTT_MAX_PACKET_BYTES, and disconnects the device for a larger one', async () => {
+    const limit = t.hub.config.mqttMaxPacketBytes;
+    const topic = a.mqtt.telemetry_topic;
+    const hub = await connect(ports.hub, hubLogin, 'hub-packet-size');
+    const received: number[] = [];
+    hub.on('message', (_topic, payload) => received.push(payload.length));
+    await hub.subscribeAsync(topic, { qos: 1 });
+    const device = await connect(ports.devices, a.mqtt, a.id);
+
+    const fits = payloadFilling(topic, limit);
+    await device.publishAsync(topic, Buffer.alloc(fits, 0x20), { qos: 1 });
+    await until(() => received, (r) => r.length > 0);
+    expect(device.connected).toBe(true);
+
+    // Mosquitto 2.0 leaves the remaining length's own bytes (3 here) out of its count.
+    device.publish(topic, Buffer.alloc(fits + 4, 0x20), { qos: 1 });
+    await until(() => device.connected, (open) => !open);
+    expect(received).toEqual([fits]);
   });
 
   it("admits only the hub's login on the hub's listener", async () => {
