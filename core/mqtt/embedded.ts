@@ -118,7 +118,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     guardPacketSize(socket, options.maxPacketBytes, (violation) => {
       // A malformed length is closed like any other malformed packet aedes meets, uncounted.
       if (violation.kind !== 'too_large') return;
-      const clientId = (socket as Socket & { client?: Client }).client?.id ?? undefined;
+      const clientId = (socket as Socket & { client?: Client }).client?.id ?? undefined; // aedes hangs its client on the socket
       const { declaredBytes } = violation;
       options.onRefused('too_large', { address: socket.remoteAddress, port: socket.remotePort, clientId, declaredBytes, maxBytes: options.maxPacketBytes });
     });
