@@ -270,11 +270,12 @@ describe('security headers', () => {
         expect(res.headers.get('content-security-policy'), pathname).toBe("frame-ancestors 'none'");
         expect(res.headers.get('referrer-policy'), pathname).toBe('no-referrer');
       }
-      // Express answers a miss itself, replacing the headers with its own plain-text policy (still nothing loads).
+      // A path no flow serves is the hub's coded miss, with the same headers.
       const miss = await fetch(`${url}/red/api/no-such-endpoint`);
       expect(miss.status).toBe(404);
+      expect(await miss.json()).toMatchObject({ error: { code: 'HUB_ERR_NOT_FOUND' } });
       expect(miss.headers.get('x-content-type-options')).toBe('nosniff');
-      expect(miss.headers.get('content-security-policy')).toBe("default-src 'none'");
+      expect(miss.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
     } finally {
       await red.stop();
       await rm(dataDir, { recursive: true, force: true });
