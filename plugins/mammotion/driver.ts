@@ -290,11 +290,21 @@ export class MowerDriver {
       if (!ACTIVE_JOB_MODES.has(mode)) throw hubError('HUB_ERR_DEVICE_STATE', 'There is no job to cancel');
       if (mode === Mode.WORKING) await this.#send(this.#o.commands.pause());
       else if (mode === Mode.RETURNING) await this.#request(this.#o.commands.cancelReturnToDock(), (m) => m.nav?.todev_taskctrl_ack !== undefined);
-      await this.refresh(true);
-      const paused = this.#mode() === Mode.PAUSE || this.#mode() === Mode.CHARGING_PAUSE;
-      if (!paused) throw hubError('HUB_ERR_DEVICE_STATE', `The mower did not pause (${this.#report.modeName ?? 'unknown'}); the job was not cancelled`);
+      if (!(await this.#reportsPaused())) throw hubError('HUB_ERR_DEVICE_STATE', `The mower did not pause (${this.#report.modeName ?? 'unknown'}); the job was not cancelled`);
       await this.#send(this.#o.commands.cancelJob());
     });
+  }
+
+  /**
+   * Asks for reports until one shows the job paused: a report the mower sent before it took
+   * the pause may still be on its way and answer the first request.
+   */
+  async #reportsPaused(): Promise<boolean> {
+    for (let attempt = 1; attempt <= this.#timing.attempts; attempt++) {
+      await this.refresh(true);
+      if (this.#mode() === Mode.PAUSE || this.#mode() === Mode.CHARGING_PAUSE) return true;
+    }
+    return false;
   }
 
   leaveDock = () => this.#command('leave_dock', undefined, () => this.#send(this.#o.commands.leaveDock()));
