@@ -2,15 +2,11 @@
  * Devices' credentials against live connections on the embedded broker: rotating or deleting
  * them closes the device's connections, so a session opened with the old password ends there.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestHub, type TestHub } from '../harness/index.js';
+import { createTestHub, type AddedDevice, type TestHub } from '../harness/index.js';
+import { connectDevice } from '../harness/mqtt-devices.js';
 import { until } from '../harness/wait.js';
-
-interface Created {
-  id: string;
-  mqtt: { username: string; password: string; telemetry_topic: string };
-}
 
 describe('device credentials and live MQTT connections', () => {
   let t: TestHub;
@@ -28,22 +24,15 @@ describe('device credentials and live MQTT connections', () => {
     await t.stop();
   });
 
-  const addDevice = async (name: string) =>
-    (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
+  const addDevice = (name: string) => t.addDevice(owner.token, homeId, name);
 
-  const connect = async (device: Created, clientId = device.id) => {
-    const port = new URL(t.hub.mqtt.broker.url).port;
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-      username: device.mqtt.username,
-      password: device.mqtt.password,
-      clientId,
-      reconnectPeriod: 0,
-    });
+  const connect = async (device: AddedDevice, clientId = device.id) => {
+    const client = await connectDevice(t.hub.mqtt.broker.url, device, { clientId });
     clients.push(client);
     return client;
   };
 
-  const send = async (client: MqttClient, device: Created, level: number) => {
+  const send = async (client: MqttClient, device: AddedDevice, level: number) => {
     await client.publishAsync(device.mqtt.telemetry_topic, JSON.stringify({ level }), { qos: 1 });
   };
 
@@ -56,7 +45,7 @@ describe('device credentials and live MQTT connections', () => {
 
     const res = await t.request(`/api/devices/${device.id}/credentials`, { method: 'POST', token: owner.token });
     expect(res.status).toBe(200);
-    const rotated = (await res.json()) as Created;
+    const rotated = (await res.json()) as AddedDevice;
 
     await until(() => [first.connected, second.connected], (open) => !open.includes(true), 2000);
     // The old password cannot open a new session, the new one can, and only its messages count.
@@ -89,8 +78,8 @@ describe('HUB_MQTT_DEVICE_URL', () => {
     try {
       const owner = await t.createUser('owner@example.com');
       const homeId = await t.createHome(owner.token);
-      const res = await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Tank', kind: 'sensor' } });
-      expect(((await res.json()) as { mqtt: { host: string; port: number } }).mqtt).toMatchObject({ host: 'mqtt.example.com', port: 8883 });
+      const device = await t.addDevice(owner.token, homeId, 'Tank');
+      expect(device.mqtt).toMatchObject({ host: 'mqtt.example.com', port: 8883 });
     } finally {
       await t.stop();
     }

@@ -39,6 +39,15 @@ export async function openTestDatabase(): Promise<{ database: HubDatabase; url?:
   };
 }
 
+/** A device as `POST /api/homes/:id/devices` answers it, with the MQTT login shown once. */
+export interface AddedDevice {
+  id: string;
+  name: string;
+  slug: string;
+  kind: string;
+  mqtt: { host: string; port: number; username: string; password: string; telemetry_topic: string; status_topic: string; command_topic: string };
+}
+
 export interface TestHub {
   hub: Hub;
   /** Every log line the hub wrote, parsed. */
@@ -55,6 +64,8 @@ export interface TestHub {
   addMember(ownerToken: string, homeId: string, user: { email: string; token: string }, role: Role): Promise<void>;
   /** Creates a home as the given user and returns its id. */
   createHome(token: string, body?: Record<string, unknown>): Promise<string>;
+  /** Adds a device to the home through the REST API as the token's holder; `kind` defaults to 'sensor'. */
+  addDevice(token: string, homeId: string, name: string, kind?: string): Promise<AddedDevice>;
   stop(): Promise<void>;
 }
 
@@ -137,6 +148,11 @@ export async function createTestHub(
       const res = await request('/api/homes', { token, json: { name: 'Home', ...body } });
       if (res.status !== 201) throw new Error(`creating a home failed: ${res.status} ${await res.text()}`);
       return ((await res.json()) as { id: string }).id;
+    },
+    async addDevice(token, homeId, name, kind = 'sensor') {
+      const res = await request(`/api/homes/${homeId}/devices`, { token, json: { name, kind } });
+      if (res.status !== 201) throw new Error(`adding device ${name} failed: ${res.status} ${await res.text()}`);
+      return (await res.json()) as AddedDevice;
     },
     async stop() {
       await hub.stop();

@@ -72,3 +72,18 @@ export class WsClient {
     this.socket.close();
   }
 }
+
+/**
+ * Runs `work` with `ws` as the global WebSocket, which home-assistant-js-websocket (written for
+ * browsers) opens its connections with; the global is put back afterwards.
+ */
+export async function withGlobalWebSocket<T>(work: () => Promise<T>): Promise<T> {
+  const globals = globalThis as { WebSocket?: unknown };
+  const previous = globals.WebSocket;
+  globals.WebSocket = WebSocket;
+  try {
+    return await work();
+  } finally {
+    globals.WebSocket = previous;
+  }
+}

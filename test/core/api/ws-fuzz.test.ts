@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createTestHub, type TestHub } from '../../harness/index.js';
 import { until } from '../../harness/wait.js';
-import { WsClient } from '../../harness/ws.js';
+import { WsClient, withGlobalWebSocket } from '../../harness/ws.js';
 
 /** Frames sent on the fuzzing connection at most, and for how long. */
 const MAX_FRAMES = 2000;
@@ -222,18 +222,13 @@ describe('after auth', () => {
 
     // The hub is up and a well-behaved client (Home Assistant's own library) still works.
     expect((await t.request('/api/health')).status).toBe(200);
-    const globals = globalThis as { WebSocket?: unknown };
-    const previous = globals.WebSocket;
-    globals.WebSocket = WebSocket;
-    try {
+    await withGlobalWebSocket(async () => {
       const connection = await createConnection({ auth: createLongLivedTokenAuth(url, alice.token) });
       const states = await getStates(connection);
       expect(states.map((s) => s.entity_id)).toContain('sensor.alice_lawn');
       expect(states.map((s) => s.entity_id)).not.toContain('sensor.bob_secret');
       connection.close();
-    } finally {
-      globals.WebSocket = previous;
-    }
+    });
     expect(t.hub.states.get('sensor.bob_secret')?.state).toMatch(new RegExp(`^${BOB_MARKER}`));
   });
 });

@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../../core/auth/index.js';
 import { createTestHub, type TestHub } from '../../harness/index.js';
-import { WsClient } from '../../harness/ws.js';
+import { WsClient, withGlobalWebSocket } from '../../harness/ws.js';
 import { z } from 'zod';
 
 let t: TestHub;
@@ -250,10 +250,7 @@ describe('a slow consumer', () => {
 
 describe('Home Assistant’s own client library (home-assistant-js-websocket)', () => {
   it('connects, lists entities, follows changes and calls actions', async () => {
-    const globals = globalThis as { WebSocket?: unknown };
-    const previous = globals.WebSocket;
-    globals.WebSocket = WebSocket;
-    try {
+    await withGlobalWebSocket(async () => {
       const connection = await createConnection({ auth: createLongLivedTokenAuth(url, alice.token) });
       const states = await getStates(connection);
       expect(states.map((s) => s.entity_id)).toContain('sensor.alice_lawn');
@@ -276,8 +273,6 @@ describe('Home Assistant’s own client library (home-assistant-js-websocket)', 
       expect(latest['sensor.alice_lawn']).toMatchObject({ state: '77', attributes: { unit_of_measurement: 'mm' } });
       expect(latest['sensor.bob_lawn']).toBeUndefined();
       connection.close();
-    } finally {
-      globals.WebSocket = previous;
-    }
+    });
   });
 });

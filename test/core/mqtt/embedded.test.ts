@@ -6,44 +6,31 @@
 import { connect as connectTcp } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestHub, type TestHub } from '../../harness/index.js';
+import { createTestHub, type AddedDevice, type TestHub } from '../../harness/index.js';
+import { connectDevice } from '../../harness/mqtt-devices.js';
 import { payloadFilling, publishBytes, remainingLength } from '../../harness/mqtt-packets.js';
 import { sleep, until } from '../../harness/wait.js';
 
-interface Created {
-  id: string;
-  mqtt: { username: string; password: string; command_topic: string; telemetry_topic: string };
-}
-
 describe('client ids on the embedded broker', () => {
   let t: TestHub;
-  let a: Created;
-  let b: Created;
+  let a: AddedDevice;
+  let b: AddedDevice;
   const clients: MqttClient[] = [];
 
   beforeAll(async () => {
     t = await createTestHub();
     const owner = await t.createUser('owner@example.com');
     const homeId = await t.createHome(owner.token);
-    const add = async (name: string) =>
-      (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
-    a = await add('A');
-    b = await add('B');
+    a = await t.addDevice(owner.token, homeId, 'A');
+    b = await t.addDevice(owner.token, homeId, 'B');
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
     await t.stop();
   });
 
-  const connect = async (device: Created, clientId: string, extra: IClientOptions = {}) => {
-    const port = new URL(t.hub.mqtt.broker.url).port;
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-      username: device.mqtt.username,
-      password: device.mqtt.password,
-      clientId,
-      reconnectPeriod: 0,
-      ...extra,
-    });
+  const connect = async (device: AddedDevice, clientId: string, extra: IClientOptions = {}) => {
+    const client = await connectDevice(t.hub.mqtt.broker.url, device, { clientId, ...extra });
     clients.push(client);
     return client;
   };
@@ -87,7 +74,7 @@ describe('client ids on the embedded broker', () => {
 
     // Listening before the connection opens: queued messages follow the CONNACK at once.
     const received: string[] = [];
-    const back = mqtt.connect(`mqtt://127.0.0.1:${new URL(t.hub.mqtt.broker.url).port}`, {
+    const back = mqtt.connect(t.hub.mqtt.broker.url, {
       username: a.mqtt.username,
       password: a.mqtt.password,
       clientId: a.id,
@@ -103,7 +90,7 @@ describe('client ids on the embedded broker', () => {
 
 describe('packet size limit on the embedded broker', () => {
   let t: TestHub;
-  let device: Created;
+  let device: AddedDevice;
   let limit: number;
   let port: number;
   const clients: MqttClient[] = [];
@@ -112,7 +99,7 @@ describe('packet size limit on the embedded broker', () => {
     t = await createTestHub();
     const owner = await t.createUser('owner@example.com');
     const homeId = await t.createHome(owner.token);
-    device = (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Big', kind: 'sensor' } })).json()) as Created;
+    device = await t.addDevice(owner.token, homeId, 'Big');
     limit = t.hub.config.mqttMaxPacketBytes;
     port = Number(new URL(t.hub.mqtt.broker.url).port);
   });
@@ -121,8 +108,8 @@ describe('packet size limit on the embedded broker', () => {
     await t.stop();
   });
 
-  const connectDevice = async () => {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: device.mqtt.username, password: device.mqtt.password, clientId: device.id, reconnectPeriod: 0 });
+  const connect = async () => {
+    const client = await connectDevice(t.hub.mqtt.broker.url, device);
     clients.push(client);
     return client;
   };
@@ -148,7 +135,7 @@ describe('packet size limit on the embedded broker', () => {
     const refusedBefore = t.hub.mqtt.refused.too_large;
     const closed = closedAfterSending([...header, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0xc2]);
 
-    const healthy = await connectDevice();
+    const healthy = await connect();
     await healthy.publishAsync(device.mqtt.telemetry_topic, '{"battery":42}', { qos: 1 });
     await closed;
 
@@ -168,7 +155,7 @@ describe('packet size limit on the embedded broker', () => {
     const unsubscribe = await t.hub.mqtt.subscribe(topic, (_topic, payload) => delivered.push(payload.length));
     try {
       const droppedBefore = t.hub.telemetry.counters.dropped.too_large ?? 0;
-      const client = await connectDevice();
+      const client = await connect();
       await client.publishAsync(topic, Buffer.alloc(fits, 0x20), { qos: 1 });
       expect(delivered).toEqual([fits]);
       // Over the ingest's own 64 KiB: dropped there, as before.

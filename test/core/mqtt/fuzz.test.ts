@@ -8,16 +8,11 @@
  * `MQTT_FUZZ_OPS` (default 400) and `MQTT_FUZZ_SEED` (default random, printed) repeat a run.
  */
 import { connect as connectTcp } from 'node:net';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestHub, type TestHub } from '../../harness/index.js';
+import { createTestHub, type AddedDevice, type TestHub } from '../../harness/index.js';
+import { connectDevice } from '../../harness/mqtt-devices.js';
 import { until } from '../../harness/wait.js';
-
-interface Created {
-  id: string;
-  slug: string;
-  mqtt: { username: string; password: string; telemetry_topic: string; status_topic: string; command_topic: string };
-}
 
 const OPS = Number(process.env.MQTT_FUZZ_OPS ?? 400);
 const TIME_LIMIT_MS = 10_000;
@@ -77,20 +72,14 @@ describe('MQTT fuzz on the embedded broker', () => {
   let t: TestHub;
   let homeA: string;
   let homeB: string;
-  let attacker: Created;
-  let neighbour: Created; // same home
-  let stranger: Created; // other home
+  let attacker: AddedDevice;
+  let neighbour: AddedDevice; // same home
+  let stranger: AddedDevice; // other home
   let port: number;
   const clients: MqttClient[] = [];
 
-  const connectAs = async (device: Created, clientId = device.id) => {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-      username: device.mqtt.username,
-      password: device.mqtt.password,
-      clientId,
-      reconnectPeriod: 0,
-      connectTimeout: 2000,
-    });
+  const connectAs = async (device: AddedDevice, clientId = device.id) => {
+    const client = await connectDevice(t.hub.mqtt.broker.url, device, { clientId, connectTimeout: 2000 });
     clients.push(client);
     return client;
   };
@@ -121,11 +110,9 @@ describe('MQTT fuzz on the embedded broker', () => {
     const ownerB = await t.createUser('b@example.com');
     homeA = await t.createHome(ownerA.token, { name: 'A' });
     homeB = await t.createHome(ownerB.token, { name: 'B' });
-    const add = async (token: string, homeId: string, name: string) =>
-      (await (await t.request(`/api/homes/${homeId}/devices`, { token, json: { name, kind: 'sensor' } })).json()) as Created;
-    attacker = await add(ownerA.token, homeA, 'Fuzzer');
-    neighbour = await add(ownerA.token, homeA, 'Neighbour');
-    stranger = await add(ownerB.token, homeB, 'Stranger');
+    attacker = await t.addDevice(ownerA.token, homeA, 'Fuzzer');
+    neighbour = await t.addDevice(ownerA.token, homeA, 'Neighbour');
+    stranger = await t.addDevice(ownerB.token, homeB, 'Stranger');
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));

@@ -6,24 +6,19 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mosquittoConfig, mosquittoFiles } from '../../../core/mqtt/index.js';
-import { createTestHub, type TestHub } from '../../harness/index.js';
+import { createTestHub, type AddedDevice, type TestHub } from '../../harness/index.js';
 import { payloadFilling } from '../../harness/mqtt-packets.js';
 import { freePort, privateMosquitto, type PrivateMosquitto } from '../../harness/servers.js';
 import { sleep, until } from '../../harness/wait.js';
-
-interface Created {
-  id: string;
-  mqtt: { username: string; password: string; telemetry_topic: string; command_topic: string };
-}
 
 describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated password and ACL files', () => {
   let t: TestHub;
   let broker: PrivateMosquitto;
   let ownerToken: string;
-  let a: Created;
-  let b: Created;
-  let rotated: Created;
-  let deleted: Created;
+  let a: AddedDevice;
+  let b: AddedDevice;
+  let rotated: AddedDevice;
+  let deleted: AddedDevice;
   const hubLogin = { username: 'hub', password: 'hub-password-for-test' };
   const clients: MqttClient[] = [];
 
@@ -32,12 +27,10 @@ describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated password
     const owner = await t.createUser('owner@example.com');
     ownerToken = owner.token;
     const homeId = await t.createHome(owner.token);
-    const add = async (name: string) =>
-      (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
-    a = await add('A');
-    b = await add('B');
-    rotated = await add('Rotated');
-    deleted = await add('Deleted');
+    a = await t.addDevice(owner.token, homeId, 'A');
+    b = await t.addDevice(owner.token, homeId, 'B');
+    rotated = await t.addDevice(owner.token, homeId, 'Rotated');
+    deleted = await t.addDevice(owner.token, homeId, 'Deleted');
 
     const files = await mosquittoFiles(t.hub.database.db, t.hub.mqtt.root, hubLogin);
     broker = await privateMosquitto((dir) => ['allow_anonymous false', `password_file ${dir}/passwd`, `acl_file ${dir}/acl`], {
@@ -97,7 +90,7 @@ describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated password
   it('cuts off a device whose credentials were rotated once the files are regenerated and Mosquitto reloads', async () => {
     const device = await connect(rotated.mqtt.username, rotated.mqtt.password);
     const res = await t.request(`/api/devices/${rotated.id}/credentials`, { method: 'POST', token: ownerToken });
-    const renewed = (await res.json()) as Created;
+    const renewed = (await res.json()) as AddedDevice;
     // The hub cannot reach into Mosquitto: until it reloads, the old session goes on.
     await sleep(200);
     expect(device.connected).toBe(true);
@@ -120,8 +113,8 @@ describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated password
 describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated configuration: client ids bound to devices', () => {
   let t: TestHub;
   let broker: PrivateMosquitto;
-  let a: Created;
-  let b: Created;
+  let a: AddedDevice;
+  let b: AddedDevice;
   const ports = { devices: 0, hub: 0 };
   const hubLogin = { username: 'hub', password: 'hub-password-for-test' };
   const clients: MqttClient[] = [];
@@ -130,10 +123,8 @@ describe.runIf(process.env.TEST_MQTT_URL)('Mosquitto with the generated configur
     t = await createTestHub();
     const owner = await t.createUser('owner@example.com');
     const homeId = await t.createHome(owner.token);
-    const add = async (name: string) =>
-      (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
-    a = await add('A');
-    b = await add('B');
+    a = await t.addDevice(owner.token, homeId, 'A');
+    b = await t.addDevice(owner.token, homeId, 'B');
     const files = await mosquittoFiles(t.hub.database.db, t.hub.mqtt.root, hubLogin);
     ports.devices = await freePort();
     ports.hub = await freePort();

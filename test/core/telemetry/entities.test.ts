@@ -5,23 +5,11 @@
  * entities.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestHub, reusableDatabase, type TestHub } from '../../harness/index.js';
+import { createTestHub, reusableDatabase, type AddedDevice, type TestHub } from '../../harness/index.js';
 import { until } from '../../harness/wait.js';
 import { WsClient } from '../../harness/ws.js';
 
-interface Created {
-  id: string;
-  slug: string;
-  mqtt: { telemetry_topic: string };
-}
-
 const SCRAPE = 'scrape-token-for-entities-test';
-
-async function addDevice(t: TestHub, token: string, homeId: string, name: string): Promise<Created> {
-  const res = await t.request(`/api/homes/${homeId}/devices`, { token, json: { name, kind: 'weather_station' } });
-  expect(res.status).toBe(201);
-  return (await res.json()) as Created;
-}
 
 /** The entity ids a device's entities have now. */
 const entityIdsOf = (t: TestHub, deviceId: string) =>
@@ -29,8 +17,8 @@ const entityIdsOf = (t: TestHub, deviceId: string) =>
 
 describe('telemetry entity ids of two homes whose names collide', () => {
   let t: TestHub;
-  let a: { token: string; homeId: string; device: Created };
-  let b: { token: string; homeId: string; device: Created };
+  let a: { token: string; homeId: string; device: AddedDevice };
+  let b: { token: string; homeId: string; device: AddedDevice };
   let url: string;
 
   beforeAll(async () => {
@@ -40,8 +28,8 @@ describe('telemetry entity ids of two homes whose names collide', () => {
     const ownerB = await t.createUser('b@example.com');
     const homeA = await t.createHome(ownerA.token, { name: 'A' });
     const homeB = await t.createHome(ownerB.token, { name: 'B' });
-    a = { token: ownerA.token, homeId: homeA, device: await addDevice(t, ownerA.token, homeA, 'Weather') };
-    b = { token: ownerB.token, homeId: homeB, device: await addDevice(t, ownerB.token, homeB, 'Weather Wind') };
+    a = { token: ownerA.token, homeId: homeA, device: await t.addDevice(ownerA.token, homeA, 'Weather', 'weather_station') };
+    b = { token: ownerB.token, homeId: homeB, device: await t.addDevice(ownerB.token, homeB, 'Weather Wind', 'weather_station') };
   });
   afterAll(() => t?.stop());
 
@@ -109,8 +97,8 @@ describe('telemetry entity ids across a restart', () => {
       const other = await first.createUser('other@example.com');
       const homeA = await first.createHome(owner.token);
       const homeB = await first.createHome(other.token);
-      const weather = await addDevice(first, owner.token, homeA, 'Weather');
-      const wind = await addDevice(first, other.token, homeB, 'Weather Wind');
+      const weather = await first.addDevice(owner.token, homeA, 'Weather', 'weather_station');
+      const wind = await first.addDevice(other.token, homeB, 'Weather Wind', 'weather_station');
       await first.hub.mqtt.publish(weather.mqtt.telemetry_topic, JSON.stringify({ wind_speed: 5 }), { qos: 1 });
       await until(() => first.hub.states.get('sensor.weather_wind_speed'), (s) => s !== undefined);
       await first.hub.mqtt.publish(wind.mqtt.telemetry_topic, JSON.stringify({ speed: 9 }), { qos: 1 });
@@ -129,7 +117,7 @@ describe('telemetry entity ids across a restart', () => {
 
       // A new device takes the freed id.
       const token = await second.login('owner@example.com', 'user-password-1');
-      const again = await addDevice(second, token, homeA, 'Weather');
+      const again = await second.addDevice(token, homeA, 'Weather', 'weather_station');
       await second.hub.mqtt.publish(again.mqtt.telemetry_topic, JSON.stringify({ wind_speed: 3 }), { qos: 1 });
       await until(() => entityIdsOf(second, again.id), (ids) => ids.length === 1);
       expect(entityIdsOf(second, again.id)).toEqual(['sensor.weather_wind_speed']);
@@ -156,7 +144,7 @@ describe('telemetry entity caps', () => {
   const metrics = (prefix: string, n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${String(i).padStart(4, '0')}`, i]));
 
   it('persists at most the per-device cap of a message with 2,000 metric names; the rest is counted and logged', async () => {
-    const flood = await addDevice(t, owner.token, homeId, 'Flood');
+    const flood = await t.addDevice(owner.token, homeId, 'Flood', 'weather_station');
     await t.hub.mqtt.publish(flood.mqtt.telemetry_topic, JSON.stringify(metrics('m', 2000)), { qos: 1 });
     await until(() => t.hub.telemetry.counters.droppedMetrics.metric_cap ?? 0, (n) => n === 1900);
     expect(entityIdsOf(t, flood.id)).toHaveLength(100);
@@ -178,7 +166,7 @@ describe('telemetry entity caps', () => {
   });
 
   it('stops at the per-home quota, for telemetry and virtual entities alike', async () => {
-    const second = await addDevice(t, owner.token, homeId, 'Second');
+    const second = await t.addDevice(owner.token, homeId, 'Second', 'weather_station');
     await t.hub.mqtt.publish(second.mqtt.telemetry_topic, JSON.stringify(metrics('x', 80)), { qos: 1 });
     await until(() => t.hub.telemetry.counters.droppedMetrics.entity_quota ?? 0, (n) => n === 30);
     expect(entityIdsOf(t, second.id)).toHaveLength(50);

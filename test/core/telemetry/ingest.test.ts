@@ -5,14 +5,9 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyRetention, rollUpReadings } from '../../../core/telemetry/index.js';
-import { createTestHub, type TestHub } from '../../harness/index.js';
+import { createTestHub, type AddedDevice, type TestHub } from '../../harness/index.js';
+import { connectDevice } from '../../harness/mqtt-devices.js';
 import { sleep, until } from '../../harness/wait.js';
-
-interface Created {
-  id: string;
-  slug: string;
-  mqtt: { host: string; port: number; username: string; password: string; telemetry_topic: string; status_topic: string; command_topic: string };
-}
 
 const brokers: [string, string | undefined][] = [['embedded broker', undefined]];
 if (process.env.TEST_MQTT_URL) brokers.push(['external broker (TEST_MQTT_URL)', process.env.TEST_MQTT_URL]);
@@ -21,27 +16,19 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
   let t: TestHub;
   let owner: { id: string; token: string };
   let homeId: string;
-  let device: Created;
+  let device: AddedDevice;
   const clients: MqttClient[] = [];
-  const brokerUrl = () => externalUrl ?? `mqtt://127.0.0.1:${new URL(t.hub.mqtt.broker.url).port}`;
 
-  async function connectDevice(credentials: Created['mqtt'], extra: IClientOptions = {}): Promise<MqttClient> {
-    const client = await mqtt.connectAsync(brokerUrl(), {
-      // On an external broker the hub does not manage logins; Mosquitto here allows anonymous clients.
-      // The embedded broker admits a device only under its own client id (its username).
-      ...(externalUrl ? {} : { username: credentials.username, password: credentials.password, clientId: credentials.username }),
-      reconnectPeriod: 0,
-      ...extra,
-    });
+  async function connectAsDevice(added: AddedDevice, extra: IClientOptions = {}): Promise<MqttClient> {
+    // On an external broker the hub does not manage logins; Mosquitto here allows anonymous clients.
+    const client = externalUrl
+      ? await mqtt.connectAsync(externalUrl, { reconnectPeriod: 0, ...extra })
+      : await connectDevice(t.hub.mqtt.broker.url, added, extra);
     clients.push(client);
     return client;
   }
 
-  async function addDevice(name: string): Promise<Created> {
-    const res = await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'weather_station' } });
-    expect(res.status).toBe(201);
-    return (await res.json()) as Created;
-  }
+  const addDevice = (name: string) => t.addDevice(owner.token, homeId, name, 'weather_station');
 
   const readings = (deviceId: string) =>
     t.hub.database.db.selectFrom('readings').selectAll().where('device_id', '=', deviceId).orderBy('metric').execute();
@@ -69,7 +56,7 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
   });
 
   it('turns a telemetry message into entities and readings', async () => {
-    const client = await connectDevice(device.mqtt);
+    const client = await connectAsDevice(device);
     await client.publishAsync(device.mqtt.telemetry_topic, JSON.stringify({ battery: 87, temperature: 21.5, raining: true, mode: 'eco' }), { qos: 1 });
     const battery = await until(() => t.hub.states.get('sensor.weather_station_battery'), (s) => s !== undefined);
     expect(battery).toMatchObject({ state: '87', attributes: { unit_of_measurement: '%', device_class: 'battery' } });
@@ -116,7 +103,7 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
 
   it('marks a device offline through its last will', async () => {
     const online = await addDevice('Rain Gauge');
-    const client = await connectDevice(online.mqtt, { will: { topic: online.mqtt.status_topic, payload: Buffer.from('offline'), qos: 1, retain: false } });
+    const client = await connectAsDevice(online, { will: { topic: online.mqtt.status_topic, payload: Buffer.from('offline'), qos: 1, retain: false } });
     await client.publishAsync(online.mqtt.status_topic, 'online', { qos: 1 });
     await until(() => t.hub.states.get('binary_sensor.rain_gauge_online')?.state, (s) => s === 'on');
     client.stream.destroy(); // vanish without DISCONNECT: the broker sends the will
@@ -195,8 +182,8 @@ describe.each(brokers)('telemetry through the %s', (_, externalUrl) => {
 describe('the embedded broker’s access rules', () => {
   let t: TestHub;
   let homeId: string;
-  let a: Created;
-  let b: Created;
+  let a: AddedDevice;
+  let b: AddedDevice;
   let port: number;
   const clients: MqttClient[] = [];
 
@@ -204,10 +191,8 @@ describe('the embedded broker’s access rules', () => {
     t = await createTestHub();
     const owner = await t.createUser('acl@example.com');
     homeId = await t.createHome(owner.token);
-    const add = async (name: string) =>
-      (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name, kind: 'sensor' } })).json()) as Created;
-    a = await add('Sensor A');
-    b = await add('Sensor B');
+    a = await t.addDevice(owner.token, homeId, 'Sensor A');
+    b = await t.addDevice(owner.token, homeId, 'Sensor B');
     port = Number(new URL(t.hub.mqtt.broker.url).port);
     // The rotation test below needs a's owner token.
     Object.assign(a, { ownerToken: owner.token });
@@ -253,7 +238,7 @@ describe('the embedded broker’s access rules', () => {
 
   it('stops the old password when credentials are rotated', async () => {
     const res = await t.request(`/api/devices/${a.id}/credentials`, { method: 'POST', token: (a as unknown as { ownerToken: string }).ownerToken });
-    const rotated = (await res.json()) as Created;
+    const rotated = (await res.json()) as AddedDevice;
     expect(rotated.mqtt.password).not.toBe(a.mqtt.password);
     await expect(connect(a.id, a.mqtt.password)).rejects.toThrow(/Bad username or password/i);
     await connect(a.id, rotated.mqtt.password);
@@ -266,7 +251,7 @@ describe('rollups and retention', () => {
     try {
       const owner = await t.createUser('roll@example.com');
       const homeId = await t.createHome(owner.token);
-      const { id } = (await (await t.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Probe', kind: 'sensor' } })).json()) as { id: string };
+      const { id } = await t.addDevice(owner.token, homeId, 'Probe');
       const db = t.hub.database.db;
       const lastHour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000);
       const minute = (m: number) => new Date(lastHour.getTime() + m * 60_000);

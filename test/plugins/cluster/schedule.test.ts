@@ -13,14 +13,13 @@ import { definePlugin } from '../../../core/plugin.js';
 import { hasActiveRun, RUN_EVENTS, type NextYard, type RunView } from '../../../plugins/cluster/runs.js';
 import { clusterMowing, latestSlot, nextSlot, type ClusterMowingHooks } from '../../../plugins/cluster/schedule.js';
 import type { ClusterTables } from '../../../plugins/cluster/tables.js';
-import mammotion from '../../../plugins/mammotion/index.js';
 import { MammotionSimulator } from '../../../plugins/mammotion/simulator/index.js';
 import { createTestHub, reusableDatabase, type TestHub } from '../../harness/index.js';
+import { mammotionPlugin, startSimulatorEnv } from '../../harness/mammotion.js';
 import { until } from '../../harness/wait.js';
 import { standInMower } from './stand-in-mower.js';
 
 const CLUSTER_DIR = fileURLToPath(new URL('../../../plugins/cluster', import.meta.url));
-const MAMMOTION_DIR = fileURLToPath(new URL('../../../plugins/mammotion', import.meta.url));
 const LUBA = 'lawn_mower.luba_vssim0001';
 const WALK_MS = 30_000;
 
@@ -82,7 +81,7 @@ describe('cluster mowing', () => {
   async function startHub() {
     const hub = await createTestHub(env, {
       database: database.handle(),
-      plugins: [clusterPlugin(hooks, positions), { definition: mammotion, dir: MAMMOTION_DIR }],
+      plugins: [clusterPlugin(hooks, positions), mammotionPlugin],
     });
     hub.hub.bus.on('*', (event) => void events.push(event));
     return hub;
@@ -98,12 +97,8 @@ describe('cluster mowing', () => {
     // The restart test stops the mowers' clock while no hub watches them.
     const tick = simulator.tick.bind(simulator);
     simulator.tick = () => (frozen ? undefined : tick());
-    const { httpUrl, account } = await simulator.start();
     env = {
-      PLUGIN_MAMMOTION_CLIENT_ID: account.clientId,
-      PLUGIN_MAMMOTION_CLIENT_SECRET: account.clientSecret,
-      PLUGIN_MAMMOTION_ID_BASE_URL: httpUrl,
-      PLUGIN_MAMMOTION_DOMESTIC_BASE_URL: httpUrl,
+      ...(await startSimulatorEnv(simulator)),
       PLUGIN_MAMMOTION_REPLY_TIMEOUT_MS: '1500',
       PLUGIN_MAMMOTION_CONFIRM_SECONDS: '10',
     };
@@ -120,6 +115,7 @@ describe('cluster mowing', () => {
     homeD = await t.createHome(neighbour.token, { name: 'D' });
     await t.createHome(stranger.token, { name: 'Elsewhere' });
     await t.addMember(owner.token, hostHome, viewer, 'viewer');
+    const { account } = simulator.cloud;
     const linked = await t.request('/api/plugins/mammotion/accounts', { token: owner.token, json: { home_id: hostHome, email: account.email, password: account.password } });
     expect(linked.status).toBe(201);
     await until(() => t.hub.states.get(LUBA)?.state, (s) => s === 'docked', 10_000);

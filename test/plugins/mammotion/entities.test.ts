@@ -4,14 +4,13 @@
  * entity in another home — do not make the link fail; the mower gets the next free ids, and
  * keeps them across restarts after the squatters are gone.
  */
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import mammotion from '../../../plugins/mammotion/index.js';
 import { MammotionSimulator } from '../../../plugins/mammotion/simulator/index.js';
 import { createTestHub, reusableDatabase } from '../../harness/index.js';
+import { mammotionPlugin, startSimulatorEnv } from '../../harness/mammotion.js';
 import { until } from '../../harness/wait.js';
 
-const plugins = [{ definition: mammotion, dir: fileURLToPath(new URL('../../../plugins/mammotion', import.meta.url)) }];
+const plugins = [mammotionPlugin];
 const WANTED = 'lawn_mower.luba_vssim0001';
 const GIVEN = 'lawn_mower.luba_vssim0001_2';
 
@@ -21,13 +20,7 @@ describe('Mammotion mower ids next to squatters', () => {
 
   beforeAll(async () => {
     simulator = new MammotionSimulator({ mowers: 1, speedup: 30, tickMs: 100 });
-    const { httpUrl, account } = await simulator.start();
-    env = {
-      PLUGIN_MAMMOTION_CLIENT_ID: account.clientId,
-      PLUGIN_MAMMOTION_CLIENT_SECRET: account.clientSecret,
-      PLUGIN_MAMMOTION_ID_BASE_URL: httpUrl,
-      PLUGIN_MAMMOTION_DOMESTIC_BASE_URL: httpUrl,
-    };
+    env = await startSimulatorEnv(simulator);
   });
   afterAll(() => simulator?.stop());
 
@@ -39,8 +32,7 @@ describe('Mammotion mower ids next to squatters', () => {
       const homeId = await first.createHome(owner.token);
 
       // A telemetry device in the same home, named like the mower, publishes first.
-      const created = await first.request(`/api/homes/${homeId}/devices`, { token: owner.token, json: { name: 'Luba VSSIM0001', kind: 'sensor' } });
-      const device = (await created.json()) as { id: string; mqtt: { telemetry_topic: string; status_topic: string } };
+      const device = await first.addDevice(owner.token, homeId, 'Luba VSSIM0001');
       await first.hub.mqtt.publish(device.mqtt.telemetry_topic, JSON.stringify({ battery: 50, progress: 10, rtk_fix: true }), { qos: 1 });
       await first.hub.mqtt.publish(device.mqtt.status_topic, 'online', { qos: 1 });
       await until(() => first.hub.states.get('binary_sensor.luba_vssim0001_online')?.state, (s) => s === 'on');

@@ -3,14 +3,12 @@
  * mowers appear, actions go out as signed HTTPS invokes, reports come back over MQTT and move
  * the entities; sessions are recorded; every fault shows on the entity and the hub stays up.
  */
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import mammotion from '../../../plugins/mammotion/index.js';
 import { MammotionSimulator } from '../../../plugins/mammotion/simulator/index.js';
 import { createTestHub, type TestHub } from '../../harness/index.js';
+import { mammotionPlugin, startSimulatorEnv } from '../../harness/mammotion.js';
 import { until } from '../../harness/wait.js';
 
-const PLUGIN_DIR = fileURLToPath(new URL('../../../plugins/mammotion', import.meta.url));
 const LUBA = 'lawn_mower.luba_vssim0001';
 const YUKA = 'lawn_mower.yuka_mnsim0002';
 const ON_ALIYUN = 'lawn_mower.luba_vssim0003';
@@ -39,18 +37,14 @@ describe('Mammotion plugin with the simulator', () => {
         { iotId: 'sim-iot-0004', deviceName: 'RTK0004XYZ' }, // the base station: not a mower
       ],
     });
-    const { httpUrl, account } = await simulator.start();
     t = await createTestHub(
       {
-        PLUGIN_MAMMOTION_CLIENT_ID: account.clientId,
-        PLUGIN_MAMMOTION_CLIENT_SECRET: account.clientSecret,
-        PLUGIN_MAMMOTION_ID_BASE_URL: httpUrl,
-        PLUGIN_MAMMOTION_DOMESTIC_BASE_URL: httpUrl,
+        ...(await startSimulatorEnv(simulator)),
         PLUGIN_MAMMOTION_REPLY_TIMEOUT_MS: '1500',
         PLUGIN_MAMMOTION_CONFIRM_SECONDS: '5',
         HUB_METRICS_TOKEN: SCRAPE,
       },
-      { plugins: [{ definition: mammotion, dir: PLUGIN_DIR }] },
+      { plugins: [mammotionPlugin] },
     );
     owner = await t.createUser('owner@example.com');
     homeId = await t.createHome(owner.token, { name: 'Garden' });

@@ -3,14 +3,13 @@
  * password), and a key that cannot open it asks the owner to link again. Also the built-in
  * simulator a new user gets with PLUGIN_MAMMOTION_SIMULATOR=true.
  */
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import mammotion from '../../../plugins/mammotion/index.js';
 import { MammotionSimulator } from '../../../plugins/mammotion/simulator/index.js';
 import { createTestHub, reusableDatabase } from '../../harness/index.js';
+import { mammotionPlugin, startSimulatorEnv } from '../../harness/mammotion.js';
 import { until } from '../../harness/wait.js';
 
-const plugins = [{ definition: mammotion, dir: fileURLToPath(new URL('../../../plugins/mammotion', import.meta.url)) }];
+const plugins = [mammotionPlugin];
 const LUBA = 'lawn_mower.luba_vssim0001';
 
 describe('Mammotion across restarts', () => {
@@ -19,13 +18,7 @@ describe('Mammotion across restarts', () => {
 
   beforeAll(async () => {
     simulator = new MammotionSimulator({ mowers: 1, speedup: 30, tickMs: 100 });
-    const { httpUrl, account } = await simulator.start();
-    env = {
-      PLUGIN_MAMMOTION_CLIENT_ID: account.clientId,
-      PLUGIN_MAMMOTION_CLIENT_SECRET: account.clientSecret,
-      PLUGIN_MAMMOTION_ID_BASE_URL: httpUrl,
-      PLUGIN_MAMMOTION_DOMESTIC_BASE_URL: httpUrl,
-    };
+    env = await startSimulatorEnv(simulator);
   });
   afterAll(() => simulator?.stop());
 
