@@ -21,9 +21,9 @@ import {
 } from './schemas.js';
 
 /** How long an invitation can be accepted. */
-export const INVITATION_LIFETIME_MS = 14 * 86_400_000;
+const INVITATION_LIFETIME_MS = 14 * 86_400_000;
 /** Pending invitations one home may hold, so nobody can make the hub store rows without end. */
-export const MAX_PENDING_INVITATIONS = 50;
+const MAX_PENDING_INVITATIONS = 50;
 
 /** An invitation as the home's owners see it. */
 export function presentInvitation(row: Selectable<HomeInvitationsTable>): z.infer<typeof InvitationSchema> {

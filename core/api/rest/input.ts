@@ -10,10 +10,10 @@ import { hubError } from '../../errors/index.js';
 import type { HubEnv } from './router.js';
 
 /** Deeper than any body the API takes (GeoJSON coordinates are 4 levels inside 4). */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 /** PostgreSQL text and jsonb hold neither NUL nor unpaired UTF-16 surrogates. */
-export const isStorableText = (text: string): boolean => !text.includes('\0') && text.isWellFormed();
+const isStorableText = (text: string): boolean => !text.includes('\0') && text.isWellFormed();
 
 /** Where a problem is in a JSON value, and what it is. */
 export type JsonProblem = { path: (string | number)[]; message: string; code: 'too_deep' | 'unstorable_text' };
