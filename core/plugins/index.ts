@@ -320,10 +320,11 @@ export class PluginManager {
    * {@link #check} to report when the plugin starts.
    */
   #reserveEvents({ source: { definition } }: Loaded): void {
-    const types = definition.reservedEvents ?? [];
-    if (types.some((type) => typeof type !== 'string' || !EVENT_TYPE.test(type))) return;
+    // A malformed list is #check's to report, with the rest of the definition.
+    const types = definitionShape.shape.reservedEvents.safeParse(definition.reservedEvents);
+    if (!types.success || !types.data) return;
     try {
-      this.kernel.bus.reserve(`plugin:${definition.id}`, types);
+      this.kernel.bus.reserve(`plugin:${definition.id}`, types.data);
     } catch {
       // #check names the holder when the plugin starts.
     }
